@@ -1,0 +1,106 @@
+"""The 2016 -> 2026 compatibility shims for Theano 1.0.5 and Lasagne 0.1.
+
+Import this module *before* ``theano`` or ``lasagne``:
+
+    import compat  # noqa: F401  (sets Theano defaults, registers the shims)
+    import theano
+    import lasagne
+
+Each shim below names the exact breakage it fixes and the release that caused
+it. Nothing here changes the math of the tutorial; it only lets the 2016 code
+import and compile on a 2026 machine.
+"""
+import configparser
+import os
+import sys
+import types
+
+# --- Shim 0: refuse the versions that cannot work, with a clear message -----
+# numpy 1.24 removed the aliases np.bool / np.complex that Theano 1.0.5 uses
+# everywhere, and Python 3.12 removed distutils, which Theano imports; no numpy
+# older than 1.24 exists for Python 3.12. The failures they cause are deep
+# tracebacks, so say it plainly here instead.
+if sys.version_info >= (3, 12):
+    raise ImportError(
+        "Theano 1.0.5 needs Python 3.10 or 3.11 (this is %d.%d): run `make setup`, "
+        "which builds .venv from the system python3" % sys.version_info[:2])
+
+import numpy as np  # noqa: E402  (after the Python check on purpose)
+
+if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
+    raise ImportError(
+        "numpy %s is too new for Theano 1.0.5 (numpy 1.24 removed np.bool and "
+        "np.complex): install the pinned numpy==1.23.5 (`make setup`)" % np.__version__)
+
+# --- Shim 1: default Theano flags, without overriding the user's ------------
+# float32: the tutorial trained in float32 on the GPU (Theano's default is
+# float64, twice the memory traffic for no gain here).
+# blas.ldflags: with numpy >= 1.22, `import theano` crashes when blas.ldflags is
+# unset, because Theano probes numpy.distutils' `blas_opt_info`, which numpy
+# 1.22 removed. Naming the library explicitly skips the probe and links the
+# compiled ops against the system OpenBLAS (package libopenblas-dev).
+DEFAULT_FLAGS = {"floatX": "float32", "blas.ldflags": "-lopenblas"}
+
+
+def _flags_from_env():
+    flags = {}
+    for item in os.environ.get("THEANO_FLAGS", "").split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            flags[key] = value
+    return flags
+
+
+def _set_in_theanorc(key):
+    """True when one of the user's .theanorc files sets `key` (e.g. floatX)."""
+    section, _, option = key.rpartition(".")
+    parser = configparser.ConfigParser()
+    paths = os.environ.get("THEANORC", "~/.theanorc").split(os.pathsep)
+    try:
+        parser.read([os.path.expanduser(p) for p in paths])
+    except configparser.Error:
+        return False  # Theano itself will report a broken .theanorc
+    return parser.has_option(section or "global", option)
+
+
+def set_default_flags(env=os.environ):
+    """Put our defaults in front of THEANO_FLAGS, for the keys the user left unset.
+
+    Theano lets later entries of THEANO_FLAGS win, and THEANO_FLAGS wins over
+    .theanorc; so a default is added only when neither the user's THEANO_FLAGS
+    nor their .theanorc mentions that key.
+    """
+    user = _flags_from_env()
+    missing = ["%s=%s" % (k, v) for k, v in DEFAULT_FLAGS.items()
+               if k not in user and not _set_in_theanorc(k)]
+    if missing:
+        env["THEANO_FLAGS"] = ",".join(missing + [env.get("THEANO_FLAGS", "")]).rstrip(",")
+
+
+# --- Shim 2: theano.tensor.signal.downsample for Lasagne 0.1 ----------------
+# Theano 0.9 removed the module theano.tensor.signal.downsample (renamed to
+# theano.tensor.signal.pool); Lasagne 0.1 (2015, the last release on PyPI)
+# imports it in lasagne/layers/pool.py, so `import lasagne` fails. Lasagne's
+# unreleased master switched to pool_2d. We register a module of that name
+# whose max_pool_2d forwards to pool_2d with the new argument names. (The MLP
+# uses no pooling layer: the shim only has to make the import succeed and
+# behave correctly if someone adds one.)
+def _max_pool_2d(input, ds, ignore_border=None, st=None, padding=(0, 0), mode="max"):
+    from theano.tensor.signal.pool import pool_2d
+    return pool_2d(input, ws=ds, ignore_border=ignore_border, stride=st,
+                   pad=padding, mode=mode)
+
+
+def register_downsample_shim():
+    if "theano.tensor.signal.downsample" in sys.modules:
+        return
+    import theano.tensor.signal
+    shim = types.ModuleType("theano.tensor.signal.downsample",
+                            "compat shim: Theano 0.9 removed this module")
+    shim.max_pool_2d = _max_pool_2d
+    sys.modules[shim.__name__] = shim
+    theano.tensor.signal.downsample = shim
+
+
+set_default_flags()
+register_downsample_shim()
