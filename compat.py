@@ -42,20 +42,20 @@ if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
 DEFAULT_FLAGS = {"floatX": "float32", "blas.ldflags": "-lopenblas"}
 
 
-def _flags_from_env():
+def _flags_from_env(env):
     flags = {}
-    for item in os.environ.get("THEANO_FLAGS", "").split(","):
+    for item in env.get("THEANO_FLAGS", "").split(","):
         key, sep, value = item.strip().partition("=")
         if sep:
             flags[key] = value
     return flags
 
 
-def _set_in_theanorc(key):
+def _set_in_theanorc(key, env):
     """True when one of the user's .theanorc files sets `key` (e.g. floatX)."""
     section, _, option = key.rpartition(".")
     parser = configparser.ConfigParser()
-    paths = os.environ.get("THEANORC", "~/.theanorc").split(os.pathsep)
+    paths = env.get("THEANORC", "~/.theanorc").split(os.pathsep)
     try:
         parser.read([os.path.expanduser(p) for p in paths])
     except configparser.Error:
@@ -70,9 +70,9 @@ def set_default_flags(env=os.environ):
     .theanorc; so a default is added only when neither the user's THEANO_FLAGS
     nor their .theanorc mentions that key.
     """
-    user = _flags_from_env()
+    user = _flags_from_env(env)
     missing = ["%s=%s" % (k, v) for k, v in DEFAULT_FLAGS.items()
-               if k not in user and not _set_in_theanorc(k)]
+               if k not in user and not _set_in_theanorc(k, env)]
     if missing:
         env["THEANO_FLAGS"] = ",".join(missing + [env.get("THEANO_FLAGS", "")]).rstrip(",")
 

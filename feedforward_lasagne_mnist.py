@@ -12,9 +12,14 @@ From the shell: `python feedforward_lasagne_mnist.py --help`.
 """
 from __future__ import print_function
 
-import sys
+import argparse
+import csv
 import os
+import platform
+import sys
+import tempfile
 import time
+import weakref
 
 import numpy as np
 
@@ -26,11 +31,25 @@ from lasagne.updates import rmsprop
 from lasagne.layers import DenseLayer, DropoutLayer, InputLayer
 from lasagne.nonlinearities import rectify, softmax
 from lasagne.objectives import categorical_crossentropy
+from tqdm import tqdm
 
-from mnist_loader import load_data, MNISTError  # noqa: F401  (load_data is part of the API)
+import gpu_env
+from mnist_loader import load_data, MNISTError
 
 # The original code called the loader load_dataset(): keep that name working.
 load_dataset = load_data
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be loaded into this network."""
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read."""
 
 
 # ##################### Build the neural network model #######################
@@ -76,12 +95,59 @@ def iterate_minibatches(inputs, targets, batchsize, shuffle=False):
         yield inputs[excerpt], targets[excerpt]
 
 
+# ########################## One pass over the data ##########################
+# train() feeds every shuffled batch to train_fn, which updates the weights
+# and returns the batch's loss; test() feeds batches in order to val_fn,
+# which only evaluates. Both average over batches, as the tutorial does.
+def train(train_fn, X, y, batch_size, progress=False):
+    batches = tqdm(iterate_minibatches(X, y, batch_size, shuffle=True),
+                   total=len(X) // batch_size, unit="batch", leave=False,
+                   disable=not progress)
+    return [float(train_fn(inputs, targets)) for inputs, targets in batches]
+
+
+def test(val_fn, X, y, batch_size):
+    err = acc = batches = 0
+    for inputs, targets in iterate_minibatches(X, y, batch_size, shuffle=False):
+        batch_err, batch_acc = val_fn(inputs, targets)
+        err += batch_err
+        acc += batch_acc
+        batches += 1
+    return err / batches, acc / batches
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def describe_backend():
+    """The device and BLAS Theano really uses (a GPU asked for must be active)."""
+    if theano.config.device.startswith(("cuda", "gpu")):
+        device = "GPU " + gpu_env.gpu_in_use()
+    else:
+        device = "CPU " + cpu_name()
+    return ("Device: {} ({}), floatX={}, BLAS: {}".format(
+        device, theano.config.device, theano.config.floatX,
+        theano.config.blas.ldflags or "none (numpy fallback)"))
+
+
 # ############################## Main program ################################
-# run_network() loads the data, builds the network, compiles the two Theano
-# functions, trains, validates every epoch and tests at the end. It runs in a
-# try/except so that Ctrl-C returns the network trained so far.
-def run_network(data=None, num_epochs=20):
-    network = None
+# run_network() loads the data, builds the network (or continues training
+# the one given), compiles the two Theano functions, trains, validates every
+# epoch and tests at the end. It runs in a try/except so that Ctrl-C returns
+# the network trained so far. Each epoch's numbers are appended to
+# `network.history` (a dict of lists, see record()).
+def run_network(data=None, num_epochs=20, network=None, batch_size=500,
+                learning_rate=0.001, seed=None, progress=None):
+    if progress is None:
+        progress = sys.stdout.isatty()
     try:
         # Loading the data
         global_start_time = time.time()
@@ -90,14 +156,19 @@ def run_network(data=None, num_epochs=20):
             X_train, y_train, X_val, y_val, X_test, y_test = load_data()
         else:
             X_train, y_train, X_val, y_val, X_test, y_test = data
+        if seed is not None:
+            # Seeds the shuffling, the initial weights and the dropout masks.
+            np.random.seed(seed)
+            lasagne.random.set_rng(np.random.RandomState(seed))
 
-        # Creating the Theano variables: a 4D tensor for a batch of images,
-        # an int32 vector for their labels.
-        input_var = T.tensor4('inputs')
+        # Building the Theano expressions: a 4D tensor for a batch of images
+        # goes through the network; an int32 vector holds their labels.
+        if network is None:
+            input_var = T.tensor4('inputs')
+            network = build_mlp(input_var)
+        else:
+            input_var = lasagne.layers.get_all_layers(network)[0].input_var
         target_var = T.ivector('targets')
-
-        # Building the Theano expressions on these variables
-        network = build_mlp(input_var)
 
         # The training loss uses dropout; the test expressions pass
         # deterministic=True, which turns dropout off.
@@ -115,64 +186,262 @@ def run_network(data=None, num_epochs=20):
         # rmsprop derives the gradients of `loss` w.r.t. the weights and
         # biases and returns the update expressions for them.
         params = lasagne.layers.get_all_params(network, trainable=True)
-        updates = rmsprop(loss, params, learning_rate=0.001)
+        updates = rmsprop(loss, params, learning_rate=learning_rate)
 
         # Compiling the graph: Theano optimises it and generates C code.
+        compile_start = time.time()
         train_fn = theano.function([input_var, target_var],
                                    loss, updates=updates)
         val_fn = theano.function([input_var, target_var],
                                  [test_loss, test_acc])
+        print(describe_backend())
+        print("Compiled train_fn and val_fn in {:.2f}s".format(
+            time.time() - compile_start))
 
         print("Starting training...")
         for epoch in range(num_epochs):
-            # Going over the training data
-            train_err = 0
-            train_batches = 0
             start_time = time.time()
-            for batch in iterate_minibatches(X_train, y_train,
-                                             500, shuffle=True):
-                inputs, targets = batch
-                train_err += train_fn(inputs, targets)
-                train_batches += 1
-
-            # Going over the validation data
-            val_err = 0
-            val_acc = 0
-            val_batches = 0
-            for batch in iterate_minibatches(X_val, y_val, 500, shuffle=False):
-                inputs, targets = batch
-                err, acc = val_fn(inputs, targets)
-                val_err += err
-                val_acc += acc
-                val_batches += 1
+            batch_losses = train(train_fn, X_train, y_train, batch_size, progress)
+            train_err = np.mean(batch_losses)
+            if not np.isfinite(train_err):
+                raise TrainingDiverged(
+                    "training diverged in epoch {}: the training loss is {} "
+                    "(learning rate {} too high?); stopped".format(
+                        epoch + 1, train_err, learning_rate))
+            val_err, val_acc = test(val_fn, X_val, y_val, batch_size)
+            epoch_time = time.time() - start_time
+            record(network, train_err, val_err, val_acc, epoch_time, batch_losses)
 
             # Then we print the results for this epoch:
             print("Epoch {} of {} took {:.3f}s".format(
-                epoch + 1, num_epochs, time.time() - start_time))
-            print("training loss:\t\t{:.6f}".format(train_err / train_batches))
-            print("validation loss:\t\t{:.6f}".format(val_err / val_batches))
-            print("validation accuracy:\t\t{:.2f} %".format(
-                val_acc / val_batches * 100))
+                epoch + 1, num_epochs, epoch_time))
+            print("training loss:\t\t{:.6f}".format(train_err))
+            print("validation loss:\t\t{:.6f}".format(val_err))
+            print("validation accuracy:\t\t{:.2f} %".format(val_acc * 100))
 
         # Now that the training is over, let's test the network:
-        test_err = 0
-        test_acc = 0
-        test_batches = 0
-        for batch in iterate_minibatches(X_test, y_test, 500, shuffle=False):
-            inputs, targets = batch
-            err, acc = val_fn(inputs, targets)
-            test_err += err
-            test_acc += acc
-            test_batches += 1
+        test_err, test_acc = test(val_fn, X_test, y_test, batch_size)
         print("Final results in {} seconds:".format(
             time.time() - global_start_time))
-        print("  test loss:\t\t\t{:.6f}".format(test_err / test_batches))
-        print("  test accuracy:\t\t{:.2f} %".format(
-            test_acc / test_batches * 100))
+        print("  test loss:\t\t\t{:.6f}".format(test_err))
+        print("  test accuracy:\t\t{:.2f} %".format(test_acc * 100))
         return network
     except KeyboardInterrupt:
+        print("Interrupted: returning the network trained so far.")
         return network
+
+
+# ################################ History ###################################
+# The tutorial's first exercise: a loss history, like the Keras sibling's
+# LossHistory callback. Retraining a network appends to its history.
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "epoch_time")
+
+
+def record(network, train_err, val_err, val_acc, epoch_time, batch_losses):
+    if not hasattr(network, "history"):
+        network.history = {k: [] for k in HISTORY_COLUMNS + ("batch_loss",)}
+    history = network.history
+    row = (len(history["epoch"]) + 1, train_err, val_err, val_acc, epoch_time)
+    for key, value in zip(HISTORY_COLUMNS, row):
+        history[key].append(float(value) if key != "epoch" else value)
+    history["batch_loss"].extend(batch_losses)
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write through a temporary file in the same directory, then rename:
+    a crash or an error never leaves a partial file at `path`."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                               prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_history(history, path):
+    def write(f):
+        out = csv.writer(f)
+        out.writerow(HISTORY_COLUMNS)
+        out.writerows(zip(*(history[k] for k in HISTORY_COLUMNS)))
+    atomic_write(path, write, mode="w")
+
+
+def plot_history(history, path):
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    per_epoch = len(history["batch_loss"]) / max(len(history["epoch"]), 1)
+    ax_loss.plot(np.arange(1, len(history["batch_loss"]) + 1) / per_epoch,
+                 history["batch_loss"], color="0.75", lw=0.8, label="training (per batch)")
+    ax_loss.plot(history["epoch"], history["train_loss"], "o-", label="training")
+    ax_loss.plot(history["epoch"], history["val_loss"], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_loss.legend()
+    ax_acc.plot(history["epoch"], np.array(history["val_acc"]) * 100, "o-", color="C1")
+    ax_acc.set(xlabel="epoch", ylabel="%", title="Validation accuracy")
+    ax_acc.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+# ########################### Saving and loading #############################
+# Only the parameter values are stored, in a plain .npz (no pickle), with the
+# architecture's layer sizes so that a file of another network is refused.
+ARCHITECTURE = "784-500-300-10"
+
+
+def save_network(network, path):
+    values = lasagne.layers.get_all_param_values(network)
+    arrays = {"param_%d" % i: v for i, v in enumerate(values)}
+    atomic_write(path, lambda f: np.savez(f, architecture=np.array(ARCHITECTURE),
+                                          **arrays))
+
+
+def load_network(path, input_var=None):
+    network = build_mlp(input_var)
+    expected = [p.get_value().shape for p in lasagne.layers.get_all_params(network)]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+    except Exception as e:  # numpy/zipfile raise many types for a bad file
+        raise CheckpointError("{}: not a readable .npz model file ({}: {}); save one "
+                              "with --save-model".format(path, type(e).__name__, e))
+    values = [arrays.get("param_%d" % i) for i in range(len(expected))]
+    found = [None if v is None else v.shape for v in values]
+    if (str(arrays.get("architecture")) != ARCHITECTURE or found != expected
+            or len(arrays) != len(expected) + 1):
+        raise CheckpointError("{}: saved from another network (architecture {}, shapes {}); "
+                              "this one is {} with shapes {}".format(
+                                  path, arrays.get("architecture"), found,
+                                  ARCHITECTURE, expected))
+    lasagne.layers.set_all_param_values(network, values)
+    return network
+
+
+# ############################### Prediction #################################
+# The tutorial's Quick Exercise. The prediction function is compiled once per
+# network and kept while the network lives.
+_predict_fns = weakref.WeakKeyDictionary()
+
+
+def predict_proba(network, examples):
+    """Class probabilities, shape (N, 10), for examples of shape (N, 1, 28, 28)."""
+    fn = _predict_fns.get(network)
+    if fn is None:
+        input_var = lasagne.layers.get_all_layers(network)[0].input_var
+        fn = theano.function([input_var], lasagne.layers.get_output(
+            network, deterministic=True))
+        _predict_fns[network] = fn
+    return fn(np.asarray(examples, dtype=theano.config.floatX))
+
+
+def get_class(network, example):
+    """The predicted digit for one (1, 28, 28) example."""
+    return int(np.argmax(predict_proba(network, np.asarray(example)[np.newaxis])[0]))
+
+
+def load_image(path):
+    """Any image file -> a (1, 28, 28) example: grayscale, white digit on black."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L").resize((28, 28), Image.LANCZOS),
+                                dtype=np.float32)
+    except (OSError, ValueError) as e:
+        raise ImageError("{}: not a readable image ({})".format(path, e))
+    if pixels.mean() > 127:  # dark ink on light paper: invert, as MNIST is
+        pixels = 255 - pixels
+    return (pixels / np.float32(256)).reshape(1, 28, 28)
+
+
+# ############################ Command line ##################################
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train the 2016 Lasagne tutorial's MLP (500-300-10, dropout .4, "
+                    "rmsprop) on MNIST, or predict digits with a saved model.")
+    parser.add_argument("--epochs", type=int, default=20, metavar="N",
+                        help="passes over the training data (default: 20)")
+    parser.add_argument("--batch-size", type=int, default=500, metavar="N",
+                        help="examples per minibatch (default: 500)")
+    parser.add_argument("--lr", type=float, default=0.001,
+                        help="rmsprop learning rate (default: 0.001)")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="seed numpy and Lasagne's RNG: same seed, same losses (CPU)")
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        help="where Theano runs; cuda uses the gpuarray backend "
+                             "(default: as THEANO_FLAGS/.theanorc say, else cpu)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="directory with the MNIST files (default: $MNIST_DATA_DIR, "
+                             "else the project's data/mnist)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="train on the first N training examples only (a quick run)")
+    parser.add_argument("--save-model", metavar="PATH",
+                        help="save the trained parameters to PATH (.npz)")
+    parser.add_argument("--load-model", metavar="PATH",
+                        help="start from the parameters in PATH (continue training)")
+    parser.add_argument("--history", metavar="PATH",
+                        help="write the per-epoch losses and accuracy to PATH (CSV)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="draw the loss and accuracy curves to PATH (PNG)")
+    parser.add_argument("--predict", nargs="+", metavar="IMAGE",
+                        help="print the digit in each image (needs --load-model); "
+                             "no training")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (it is shown only on a terminal anyway)")
+    args = parser.parse_args(argv)
+    if args.epochs < 0 or args.batch_size < 1 or not args.lr > 0:
+        parser.error("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    if args.limit is not None and args.limit < args.batch_size:
+        parser.error("--limit {} is smaller than --batch-size {}: no full batch to "
+                     "train on".format(args.limit, args.batch_size))
+    if args.predict and not args.load_model:
+        parser.error("--predict needs --load-model PATH (train one with --save-model)")
+    for option in ("save_model", "history", "plot"):
+        path = getattr(args, option)
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error("--{} {}: directory {} does not exist".format(
+                option.replace("_", "-"), path, os.path.dirname(os.path.abspath(path))))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    on_gpu = theano.config.device.startswith(("cuda", "gpu"))
+    if args.device == "cuda" and not on_gpu:
+        gpu_env.reexec_with_cuda(sys.argv)  # Theano picks its device at import
+    if args.device == "cpu" and on_gpu:
+        raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
+                         "device={}".format(theano.config.device))
+    try:
+        network = load_network(args.load_model) if args.load_model else None
+        if args.predict:
+            for path in args.predict:
+                probs = predict_proba(network, load_image(path)[np.newaxis])[0]
+                print("{}: {} ({:.1f} %)".format(path, probs.argmax(), probs.max() * 100))
+            return
+        data = load_data(args.data_dir)
+        if args.limit:
+            data[0], data[1] = data[0][:args.limit], data[1][:args.limit]
+        network = run_network(data=data, num_epochs=args.epochs, network=network,
+                              batch_size=args.batch_size, learning_rate=args.lr,
+                              seed=args.seed, progress=False if args.no_progress else None)
+        history = getattr(network, "history", None)
+        if args.save_model and network is not None:
+            save_network(network, args.save_model)
+        if args.history and history:
+            save_history(history, args.history)
+        if args.plot and history:
+            plot_history(history, args.plot)
+    except (MNISTError, CheckpointError, ImageError, TrainingDiverged,
+            gpu_env.GpuEnvError, OSError) as e:
+        raise SystemExit("error: {}".format(e))
 
 
 if __name__ == '__main__':
-    run_network()
+    main()

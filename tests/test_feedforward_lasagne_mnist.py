@@ -1,0 +1,298 @@
+"""Tests of the tutorial script: real Theano compilation, real MNIST (subsets)."""
+import csv
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import feedforward_lasagne_mnist as flm
+import lasagne
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The tutorial's printed lines, in order, for one epoch and for the end.
+EPOCH_LINES = [r"Epoch \d+ of \d+ took \d+\.\d{3}s", r"training loss:\t\t\d+\.\d{6}",
+               r"validation loss:\t\t\d+\.\d{6}", r"validation accuracy:\t\t\d+\.\d{2} %"]
+FINAL_LINES = [r"Final results in \d+\.\d+ seconds:", r"  test loss:\t\t\t\d+\.\d{6}",
+               r"  test accuracy:\t\t\d+\.\d{2} %"]
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py")]
+                          + list(args), capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(small):
+    """One network trained 2 epochs on the subset, shared by the tests below."""
+    return flm.run_network(data=small, num_epochs=2, seed=1, progress=False)
+
+
+# ------------------------------------------------------------ build_mlp -----
+def test_build_mlp_architecture():
+    network = flm.build_mlp()
+    layers = lasagne.layers.get_all_layers(network)
+    assert [type(l).__name__ for l in layers] == [
+        "InputLayer", "DenseLayer", "DropoutLayer", "DenseLayer", "DropoutLayer", "DenseLayer"]
+    assert layers[0].shape == (None, 1, 28, 28)
+    assert [l.num_units for l in layers[1::2]] == [500, 300, 10]
+    assert [l.p for l in layers[2:5:2]] == [0.4, 0.4]
+    assert [l.nonlinearity for l in layers[1::2]] == [
+        lasagne.nonlinearities.rectify, lasagne.nonlinearities.rectify,
+        lasagne.nonlinearities.softmax]
+    assert lasagne.layers.count_params(network, trainable=True) == 545810
+    W1 = layers[1].W.get_value()
+    assert W1.dtype == np.float32
+    limit = np.sqrt(6.0 / (784 + 500))  # Glorot uniform bound
+    assert np.abs(W1).max() <= limit and np.abs(W1).max() > 0.9 * limit
+
+
+# ---------------------------------------------------- iterate_minibatches -----
+def test_iterate_minibatches_sizes_and_order():
+    X, y = np.arange(1050).reshape(1050, 1), np.arange(1050)
+    batches = list(flm.iterate_minibatches(X, y, 500))
+    assert [len(b[0]) for b in batches] == [500, 500]  # last partial batch dropped
+    assert np.array_equal(np.concatenate([b[1] for b in batches]), np.arange(1000))
+    assert all(np.array_equal(bx[:, 0], by) for bx, by in batches)
+
+
+def test_iterate_minibatches_shuffle_is_a_permutation():
+    X, y = np.arange(1000).reshape(1000, 1), np.arange(1000)
+    np.random.seed(0)
+    batches = list(flm.iterate_minibatches(X, y, 100, shuffle=True))
+    seen = np.concatenate([b[1] for b in batches])
+    assert len(batches) == 10 and sorted(seen) == list(range(1000))
+    assert not np.array_equal(seen, np.arange(1000))
+    assert all(np.array_equal(bx[:, 0], by) for bx, by in batches)  # pairs kept
+
+
+def test_iterate_minibatches_length_mismatch():
+    with pytest.raises(ValueError, match="3 inputs but 2 targets"):
+        next(flm.iterate_minibatches(np.zeros(3), np.zeros(2), 1))
+
+
+# -------------------------------------------------------------- training -----
+def test_smoke_training_prints_tutorial_lines(small, capsys):
+    network = flm.run_network(data=small, num_epochs=2, seed=0, progress=False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Loading data..."
+    start = out.index("Starting training...")
+    assert out[1].startswith("Device: CPU") and "BLAS: -lopenblas" in out[1]
+    assert re.fullmatch(r"Compiled train_fn and val_fn in \d+\.\d\ds", out[start - 1])
+    for line, pattern in zip(out[start + 1:], EPOCH_LINES * 2 + FINAL_LINES):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert len(out) == start + 1 + 8 + 3
+    history = network.history
+    assert history["epoch"] == [1, 2]
+    assert history["train_loss"][1] < history["train_loss"][0]
+    assert history["val_acc"][-1] > 0.8  # chance is 0.1
+    assert len(history["batch_loss"]) == 2 * 6  # 3000 examples / 500
+    assert np.isclose(np.mean(history["batch_loss"][6:]), history["train_loss"][1])
+
+
+def test_seed_makes_runs_identical(small):
+    data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
+    histories = [flm.run_network(data=data, num_epochs=1, seed=7, progress=False).history
+                 for _ in range(2)]
+    assert histories[0]["batch_loss"] == histories[1]["batch_loss"]
+    assert histories[0]["val_loss"] == histories[1]["val_loss"]
+    other = flm.run_network(data=data, num_epochs=1, seed=8, progress=False).history
+    assert other["batch_loss"] != histories[0]["batch_loss"]
+
+
+def test_keyboard_interrupt_returns_trained_network(small, monkeypatch, capsys):
+    real_train, calls = flm.train, []
+
+    def train_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args)
+
+    monkeypatch.setattr(flm, "train", train_then_interrupt)
+    network = flm.run_network(data=small, num_epochs=5, seed=0, progress=False)
+    assert "Interrupted: returning the network trained so far." in capsys.readouterr().out
+    assert network.history["epoch"] == [1]  # the epoch that finished
+    digits = [flm.get_class(network, x) for x in small[4][:200]]
+    assert np.mean(np.array(digits) == small[5][:200]) > 0.7
+
+
+def test_keyboard_interrupt_before_the_network_exists(monkeypatch):
+    def interrupted_load():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(flm, "load_data", interrupted_load)
+    assert flm.run_network() is None  # the original raised UnboundLocalError
+
+
+def test_retrain_continues_from_given_parameters(trained, small):
+    before = [p.copy() for p in lasagne.layers.get_all_param_values(trained)]
+    first_loss = trained.history["train_loss"][0]
+    same = flm.run_network(data=small, network=trained, num_epochs=1, progress=False)
+    assert same is trained
+    assert trained.history["epoch"] == [1, 2, 3]
+    # It started where the 2 epochs ended: its first batch loss is far below
+    # a fresh network's, and the parameters moved on from the saved ones.
+    assert trained.history["batch_loss"][12] < 0.6 * trained.history["batch_loss"][0]
+    assert trained.history["train_loss"][2] < first_loss
+    after = lasagne.layers.get_all_param_values(trained)
+    assert all(b.shape == a.shape and not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+def test_diverging_training_stops_with_a_message(small, capsys):
+    with pytest.raises(flm.TrainingDiverged, match=r"training diverged in epoch 1"):
+        flm.run_network(data=small, num_epochs=3, learning_rate=1e30, progress=False)
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "Epoch 1 of 3" not in out
+
+
+# ---------------------------------------------------- history and plots -----
+def test_history_csv(trained, tmp_path):
+    path = tmp_path / "history.csv"
+    flm.save_history(trained.history, str(path))
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["epoch", "train_loss", "val_loss", "val_acc", "epoch_time"]
+    assert [int(r[0]) for r in rows[1:]] == trained.history["epoch"]
+    assert [float(r[2]) for r in rows[1:]] == trained.history["val_loss"]
+    assert os.listdir(tmp_path) == ["history.csv"]  # no temporary file left
+
+
+def test_plot_is_a_real_png(trained, tmp_path):
+    path = tmp_path / "curves.png"
+    flm.plot_history(trained.history, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 20000
+    with Image.open(path) as image:
+        assert image.size == (1000, 400)
+        assert len(image.convert("L").getcolors(1 << 16)) > 50  # lines, text, not blank
+
+
+# ----------------------------------------------------- save, load, predict ---
+def test_save_load_round_trip(trained, small, tmp_path):
+    path = str(tmp_path / "model.npz")
+    flm.save_network(trained, path)
+    loaded = flm.load_network(path)
+    X = small[4][:500]
+    assert np.array_equal(flm.predict_proba(loaded, X), flm.predict_proba(trained, X))
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+@pytest.mark.parametrize("kind", ["other architecture", "truncated", "not npz", "missing"])
+def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
+    path = tmp_path / "model.npz"
+    if kind == "other architecture":
+        np.savez(path, architecture=np.array("784-100-10"), param_0=np.zeros((784, 100)))
+    elif kind == "truncated":
+        flm.save_network(trained, str(path))
+        path.write_bytes(path.read_bytes()[:100000])
+    elif kind == "not npz":
+        path.write_text("hello, not a model\n")
+    with pytest.raises(flm.CheckpointError) as error:
+        flm.load_network(str(path))
+    message = str(error.value)
+    assert message.startswith(str(path) + ": ") and "\n" not in message
+
+
+def test_get_class_on_real_test_digits(trained, small):
+    X_test, y_test = small[4], small[5]
+    digits = [flm.get_class(trained, x) for x in X_test[:200]]
+    assert all(isinstance(d, int) and 0 <= d <= 9 for d in digits)
+    assert np.mean(np.array(digits) == y_test[:200]) > 0.8
+    assert len([n for n in flm._predict_fns.keys() if n is trained]) == 1  # compiled once
+
+
+def write_digit_png(path, pixels, invert=False, scale=1, mode="L"):
+    image = Image.fromarray(255 - pixels if invert else pixels).convert(mode)
+    image.resize((28 * scale, 28 * scale)).save(path)
+
+
+def test_predict_cli(trained, mnist, tmp_path):
+    model = tmp_path / "m.npz"
+    flm.save_network(trained, str(model))
+    X_test, y_test = mnist[4], mnist[5]
+    raw = (X_test[:3, 0] * 256).astype(np.uint8)
+    write_digit_png(tmp_path / "a.png", raw[0])
+    write_digit_png(tmp_path / "b.png", raw[1], invert=True, scale=3, mode="RGB")  # ink on paper
+    write_digit_png(tmp_path / "c.png", raw[2], scale=2)
+    result = run_cli("--load-model", str(model), "--predict",
+                     *(str(tmp_path / n) for n in ("a.png", "b.png", "c.png")))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for line, name, label in zip(lines, "abc", y_test[:3]):
+        match = re.fullmatch(r"(.*): (\d) \((\d+\.\d) %\)", line)
+        assert match and match.group(1).endswith(name + ".png")
+        assert int(match.group(2)) == label and 10 < float(match.group(3)) <= 100
+
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "bad.png"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "bad.png: not a readable image" in result.stderr
+
+
+# ------------------------------------------------------------ command line ---
+def test_cli_quick_run_with_limit(tmp_path):
+    out = {n: str(tmp_path / n) for n in ("m.npz", "h.csv", "p.png")}
+    result = run_cli("--limit", "1000", "--epochs", "2", "--seed", "3", "--no-progress",
+                     "--save-model", out["m.npz"], "--history", out["h.csv"],
+                     "--plot", out["p.png"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Epoch 2 of 2 took" in result.stdout and re.search(FINAL_LINES[2], result.stdout)
+    assert all(os.path.getsize(p) > 0 for p in out.values())
+    assert len(list(csv.reader(open(out["h.csv"])))) == 3
+    assert flm.load_network(out["m.npz"]) is not None
+    assert "\r" not in result.stdout + result.stderr and len(lines) == 15  # no progress bar
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit", "10"], "--limit 10 is smaller than --batch-size 500"),
+    (["--predict", "x.png"], "--predict needs --load-model"),
+    (["--save-model", "/nonexistent/m.npz"], "directory /nonexistent does not exist"),
+    (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: not a readable"),
+])
+def test_cli_bad_arguments(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_corrupt_data_file(tmp_path):
+    source = os.path.join(ROOT, "data", "mnist")
+    for name in os.listdir(source):
+        data = open(os.path.join(source, name), "rb").read()
+        (tmp_path / name).write_bytes(data)
+    bad = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-200])  # truncated
+    result = run_cli("--epochs", "1", env={"MNIST_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert "\n" not in error and "t10k-labels-idx1-ubyte" in error
+
+
+def test_tutorial_repl_usage_verbatim():
+    """The tutorial's REPL session, on a subset so that it runs quickly."""
+    script = textwrap.dedent("""
+        import importlib
+        import feedforward_lasagne_mnist as flm
+
+        data = flm.load_data()
+        data = [a[:1000] for a in data]   # the subset (the tutorial uses all of it)
+        network = flm.run_network(data=data, num_epochs=1)
+        first = network
+
+        importlib.reload(flm)
+        network = flm.run_network(data=data, num_epochs=1)
+        print("RELOADED", network is not first, type(network).__name__)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Starting training...") == 2
+    assert result.stdout.count("  test accuracy:") == 2
+    assert result.stdout.strip().endswith("RELOADED True DenseLayer")
