@@ -413,12 +413,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     on_gpu = theano.config.device.startswith(("cuda", "gpu"))
-    if args.device == "cuda" and not on_gpu:
-        gpu_env.reexec_with_cuda(sys.argv)  # Theano picks its device at import
     if args.device == "cpu" and on_gpu:
         raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
                          "device={}".format(theano.config.device))
     try:
+        if args.device == "cuda" and not on_gpu:
+            # Theano picks its device at import, and the CUDA libraries must be
+            # on LD_LIBRARY_PATH before Python starts: run again with them.
+            gpu_env.reexec_with_cuda()
+        gpu_env.gpu_in_use(theano)  # a GPU asked for but inactive: stop before any work
         network = load_network(args.load_model) if args.load_model else None
         if args.predict:
             for path in args.predict:

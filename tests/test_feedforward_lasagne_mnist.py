@@ -296,3 +296,14 @@ def test_tutorial_repl_usage_verbatim():
     assert result.stdout.count("Starting training...") == 2
     assert result.stdout.count("  test accuracy:") == 2
     assert result.stdout.strip().endswith("RELOADED True DenseLayer")
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="this machine has a GPU")
+@pytest.mark.parametrize("args, env", [(["--device", "cuda"], {}),
+                                       ([], {"THEANO_FLAGS": "device=cuda"})])
+def test_gpu_asked_for_but_unavailable_fails_loudly(args, env):
+    result = run_cli(*args, "--epochs", "1", "--limit", "500", env=env)
+    assert result.returncode == 1
+    assert "Starting training" not in result.stdout  # never a silent CPU run
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and ("libcuda" in last or "pygpu" in last)

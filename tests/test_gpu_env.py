@@ -1,0 +1,447 @@
+"""gpu_env against fake CUDA installs in tmp_path: no GPU, no real CUDA needed.
+
+Every library is a small non-ELF file named like the real one; the linker
+cache (`ldconfig -p`), the driver's CUDA version and the build toolchain are
+injected, so the real machine's CUDA (if any) never leaks into a result.
+"""
+import functools
+import os
+import re
+import subprocess
+import sys
+import types
+
+import pytest
+
+import gpu_env
+from gpu_env import GpuEnvError, MARKER
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def lib(path, target=None):
+    """A fake library file (or a link to `target`, like a toolkit's sonames)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if target:
+        os.symlink(target, path)
+    else:
+        with open(path, "wb") as f:
+            f.write(b"not an ELF file\n")
+    return str(path)
+
+
+def wheels(site, major, minor):
+    """The nvidia-* pip wheels' layout: per-library folders for CUDA 12, one
+    nvidia/cu13/lib for CUDA 13."""
+    if major >= 13:
+        cublas_dir = nvrtc_dir = os.path.join(site, "nvidia", "cu%d" % major, "lib")
+    else:
+        cublas_dir = os.path.join(site, "nvidia", "cublas", "lib")
+        nvrtc_dir = os.path.join(site, "nvidia", "cuda_nvrtc", "lib")
+    lib(os.path.join(cublas_dir, "libcublas.so.%d" % major))
+    lib(os.path.join(cublas_dir, "libcublasLt.so.%d" % major))
+    lib(os.path.join(nvrtc_dir, "libnvrtc.so.%d" % major))
+    lib(os.path.join(nvrtc_dir, "libnvrtc-builtins.so.%d.%d" % (major, minor)))
+    return cublas_dir, nvrtc_dir
+
+
+def toolkit(root, major, minor):
+    """A CUDA toolkit: versioned files plus soname links in targets/.../lib,
+    lib64 -> that folder, and the link-time stub libcuda.so."""
+    libdir = os.path.join(root, "targets", "x86_64-linux", "lib")
+    lib(os.path.join(libdir, "libnvrtc.so.%d.%d.127" % (major, minor)))
+    lib(os.path.join(libdir, "libnvrtc.so.%d" % major), "libnvrtc.so.%d.%d.127" % (major, minor))
+    lib(os.path.join(libdir, "libnvrtc-builtins.so.%d.%d.127" % (major, minor)))
+    lib(os.path.join(libdir, "libnvrtc-builtins.so.%d.%d" % (major, minor)),
+        "libnvrtc-builtins.so.%d.%d.127" % (major, minor))
+    lib(os.path.join(libdir, "libcublas.so.%d.%d.5.8" % (major, minor)))
+    lib(os.path.join(libdir, "libcublas.so.%d" % major), "libcublas.so.%d.%d.5.8" % (major, minor))
+    lib(os.path.join(libdir, "libcublasLt.so.%d.%d.5.8" % (major, minor)))
+    lib(os.path.join(libdir, "libcublasLt.so.%d" % major), "libcublasLt.so.%d.%d.5.8" % (major, minor))
+    lib(os.path.join(libdir, "stubs", "libcuda.so"))
+    os.symlink(os.path.join("targets", "x86_64-linux", "lib"), os.path.join(root, "lib64"))
+    return libdir
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """A driver in driver/, no CUDA libraries yet, and the keyword arguments
+    that confine gpu_env to tmp_path (driver CUDA 12.4, no build check)."""
+    driver_dir = tmp_path / "driver"
+    libcuda = lib(str(driver_dir / "libcuda.so.1"))
+    site = str(tmp_path / "site")
+    os.makedirs(site)
+    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    kw = dict(ldconfig_output="", driver_dirs=[str(driver_dir)], toolkit_roots=[],
+              site_dirs=[site], driver_version=lambda path: (12, 4),
+              nvrtc_version=lambda path: None, check_build=False,
+              link_dir=str(tmp_path / "links"), compiledir=str(tmp_path / "cache"))
+    return types.SimpleNamespace(tmp=tmp_path, site=site, libcuda=libcuda, env=env, kw=kw,
+                                 links=str(tmp_path / "links"), driver_dir=str(driver_dir))
+
+
+def flags(env):
+    return dict(item.split("=", 1) for item in env["THEANO_FLAGS"].split(","))
+
+
+# ------------------------------------------------------------ success paths
+
+def test_pip_wheels_links_library_path_and_flags(fake):
+    cublas_dir, nvrtc_dir = wheels(fake.site, 12, 4)
+    fake.env["LD_LIBRARY_PATH"] = "/opt/mine"
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+
+    for name, target in [("libcuda.so", fake.libcuda),
+                         ("libnvrtc.so", os.path.join(nvrtc_dir, "libnvrtc.so.12")),
+                         ("libcublas.so", os.path.join(cublas_dir, "libcublas.so.12"))]:
+        link = os.path.join(fake.links, name)
+        assert os.path.islink(link) and os.readlink(link) == target
+    # links first; cuBLASLt's and nvrtc-builtins' dirs; the (non-system) driver dir; the user's
+    assert env["LD_LIBRARY_PATH"].split(":") == [
+        fake.links, cublas_dir, nvrtc_dir, fake.driver_dir, "/opt/mine"]
+    assert flags(env) == {"device": "cuda", "floatX": "float32", "dnn.enabled": "False",
+                          "base_compiledir": str(fake.tmp / "cache")}
+    assert env[MARKER] == fake.links
+    assert env["HOME"] == fake.env["HOME"]          # the rest of env is kept
+    assert "LD_LIBRARY_PATH" in fake.env and MARKER not in fake.env  # input not modified
+
+
+def test_cuda13_wheels_one_lib_folder(fake):
+    libdir, _ = wheels(fake.site, 13, 0)
+    fake.kw["driver_version"] = lambda path: (13, 0)
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(libdir, "libnvrtc.so.13")
+    assert os.readlink(os.path.join(fake.links, "libcublas.so")) == os.path.join(libdir, "libcublas.so.13")
+    assert env["LD_LIBRARY_PATH"].split(":")[:3] == [fake.links, libdir, fake.driver_dir]
+
+
+def test_user_theano_flags_kept_unless_they_conflict(fake):
+    wheels(fake.site, 12, 4)
+    fake.env["THEANO_FLAGS"] = ("device=cpu,floatX=float64,blas.ldflags=-lopenblas,"
+                                "optimizer=fast_compile,compiledir=/x,dnn.enabled=True,"
+                                "base_compiledir=/y,gpuarray.preallocate=0.5")
+    f = flags(gpu_env.cuda_environment(fake.env, **fake.kw))
+    assert f == {"device": "cuda", "floatX": "float32", "dnn.enabled": "False",
+                 "base_compiledir": str(fake.tmp / "cache"), "blas.ldflags": "-lopenblas",
+                 "optimizer": "fast_compile", "gpuarray.preallocate": "0.5"}
+    fake.env["THEANO_FLAGS"] = "device=cuda1"  # the user's choice of GPU stays
+    assert flags(gpu_env.cuda_environment(fake.env, **fake.kw))["device"] == "cuda1"
+
+
+def test_toolkit_layout_sonames_and_stub_ignored(fake, tmp_path):
+    root = str(tmp_path / "cuda-12.4")
+    libdir = toolkit(root, 12, 4)
+    fake.kw.update(toolkit_roots=[root], site_dirs=[])
+    libs = gpu_env.discover(fake.env, **{k: fake.kw[k] for k in (
+        "ldconfig_output", "driver_dirs", "toolkit_roots", "site_dirs",
+        "driver_version", "nvrtc_version")})
+    # the soname (not the fully versioned file), through lib64 -> targets/.../lib;
+    # the minor read off the versioned names
+    assert libs.nvrtc.path == os.path.join(root, "lib64", "libnvrtc.so.12")
+    assert libs.nvrtc.version == (12, 4)
+    assert libs.cublas.path == os.path.join(root, "lib64", "libcublas.so.12")
+    assert os.path.realpath(libs.cublas.companion_dir) == os.path.realpath(libdir)
+    assert libs.libcuda == fake.libcuda  # not lib64/stubs/libcuda.so
+
+
+def test_cuda_home_searched_first(fake, tmp_path):
+    home = str(tmp_path / "my-cuda")
+    toolkit(home, 12, 4)
+    assert gpu_env.default_toolkit_roots({"CUDA_HOME": home})[0] == home
+    assert gpu_env.default_toolkit_roots({"CUDA_PATH": home})[0] == home
+    fake.env["CUDA_HOME"] = home
+    fake.kw.update(toolkit_roots=None, site_dirs=[])
+    gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert os.readlink(os.path.join(fake.links, "libnvrtc.so")).startswith(home + os.sep)
+
+
+def test_ld_library_path_dirs_are_searched(fake, tmp_path):
+    mine = str(tmp_path / "mine")
+    for name in ("libnvrtc.so.12", "libnvrtc-builtins.so.12.2", "libcublas.so.12",
+                 "libcublasLt.so.12"):
+        lib(os.path.join(mine, name))
+    fake.env["LD_LIBRARY_PATH"] = mine
+    fake.kw["site_dirs"] = []
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(mine, "libnvrtc.so.12")
+    assert env["LD_LIBRARY_PATH"].split(":") == [fake.links, mine, fake.driver_dir]
+
+
+def test_libcuda_from_ldconfig_cache(fake, tmp_path):
+    wheels(fake.site, 12, 4)
+    real = lib(str(tmp_path / "sys" / "libcuda.so.1"))
+    stub = lib(str(tmp_path / "cuda" / "lib64" / "stubs" / "libcuda.so.1"))
+    fake.kw["ldconfig_output"] = (
+        "3 libs found in cache `/etc/ld.so.cache'\n"
+        "\tlibcuda.so.1 (libc6,x86-64) => %s\n"
+        "\tlibcuda.so.1 (libc6) => /usr/lib/i386-linux-gnu/libcuda.so.1\n"
+        "\tlibcuda.so.1 (libc6,x86-64) => %s\n" % (stub, real))
+    fake.kw["driver_dirs"] = []
+    gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert os.readlink(os.path.join(fake.links, "libcuda.so")) == real
+
+
+def test_newest_library_the_driver_supports_wins(fake, tmp_path):
+    root = str(tmp_path / "cuda-12.4")
+    toolkit(root, 12, 4)
+    wheels(fake.site, 12, 8)
+    wheels(fake.site, 13, 0)
+    fake.kw["toolkit_roots"] = [root]
+    pick = functools.partial(gpu_env.discover, fake.env, ldconfig_output="",
+                             driver_dirs=fake.kw["driver_dirs"], toolkit_roots=[root],
+                             site_dirs=[fake.site], nvrtc_version=lambda p: None)
+    libs = pick(driver_version=lambda p: (12, 6))
+    assert libs.nvrtc.version == (12, 4) and libs.cublas.version[0] == 12
+    libs = pick(driver_version=lambda p: (12, 8))
+    assert libs.nvrtc.version == (12, 8) and "cuda_nvrtc" in libs.nvrtc.path
+    libs = pick(driver_version=lambda p: (13, 0))
+    assert libs.nvrtc.version == (13, 0) and libs.cublas.version[0] == 13
+    # the library's own nvrtcVersion() beats the file names: all say 12.4 here,
+    # so the first found (the toolkit) wins
+    libs = pick(driver_version=lambda p: (13, 0), nvrtc_version=lambda p: (12, 4))
+    assert libs.nvrtc.version == (12, 4) and libs.nvrtc.path.startswith(root)
+
+
+def test_unknown_driver_version_does_not_block(fake):
+    wheels(fake.site, 13, 0)
+    fake.kw["driver_version"] = lambda path: None
+    gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+# ------------------------------------------------------------ what's missing
+
+def test_missing_driver(fake):
+    os.remove(fake.libcuda)
+    wheels(fake.site, 12, 4)
+    with pytest.raises(GpuEnvError) as e:
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+    msg = str(e.value)
+    assert "libcuda.so.1" in msg and fake.driver_dir in msg and "NVIDIA driver" in msg
+    assert "\n" not in msg
+
+
+def test_missing_nvrtc(fake):
+    cublas_dir, nvrtc_dir = wheels(fake.site, 12, 4)
+    os.remove(os.path.join(nvrtc_dir, "libnvrtc.so.12"))
+    with pytest.raises(GpuEnvError) as e:
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+    msg = str(e.value)
+    assert msg.startswith("no CUDA NVRTC library libnvrtc.so.N (looked in ")
+    assert fake.site in msg and "nvidia/*/lib" in msg  # where it looked
+    assert "pip install 'nvidia-cuda-nvrtc-cu12==12.4.*'" in msg and "CUDA_HOME" in msg
+    assert not os.path.exists(fake.links)  # nothing made on failure
+
+
+def test_missing_nvrtc_with_a_cuda13_driver(fake):
+    fake.kw["driver_version"] = lambda path: (13, 0)
+    with pytest.raises(GpuEnvError, match=re.escape("pip install 'nvidia-cuda-nvrtc==13.0.*'")):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+def test_missing_nvrtc_builtins(fake):
+    _, nvrtc_dir = wheels(fake.site, 12, 4)
+    os.remove(os.path.join(nvrtc_dir, "libnvrtc-builtins.so.12.4"))
+    fake.kw["nvrtc_version"] = lambda path: (12, 4)
+    with pytest.raises(GpuEnvError, match=r"no libnvrtc-builtins\.so\.12\.4 beside it"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+def test_missing_cublas(fake):
+    cublas_dir, _ = wheels(fake.site, 12, 4)
+    os.remove(os.path.join(cublas_dir, "libcublas.so.12"))
+    with pytest.raises(GpuEnvError) as e:
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert str(e.value).startswith("no cuBLAS library libcublas.so.N (looked in ")
+    assert "pip install 'nvidia-cublas-cu12==12.*'" in str(e.value)
+
+
+def test_missing_cublaslt(fake):
+    cublas_dir, _ = wheels(fake.site, 12, 4)
+    os.remove(os.path.join(cublas_dir, "libcublasLt.so.12"))
+    with pytest.raises(GpuEnvError, match=r"no libcublasLt\.so\.12 beside it"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+def test_nvrtc_newer_than_driver(fake):
+    wheels(fake.site, 13, 0)
+    with pytest.raises(GpuEnvError) as e:
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert str(e.value).startswith(
+        "NVRTC 13.0 (%s) is newer than the driver's CUDA 12.4: install an NVRTC <= 12.4 "
+        "(pip install 'nvidia-cuda-nvrtc-cu12==12.4.*')"
+        % os.path.join(fake.site, "nvidia", "cu13", "lib", "libnvrtc.so.13"))
+
+
+def test_nvrtc_newer_minor_than_driver(fake):
+    wheels(fake.site, 12, 8)
+    with pytest.raises(GpuEnvError, match=r"^NVRTC 12\.8 .* newer than the driver's CUDA 12\.4"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+def test_cublas_newer_than_driver(fake, tmp_path):
+    _, nvrtc_dir = wheels(fake.site, 12, 4)
+    lib(str(tmp_path / "other" / "libcublas.so.13"))
+    lib(str(tmp_path / "other" / "libcublasLt.so.13"))
+    for name in ("libcublas.so.12", "libcublasLt.so.12"):
+        os.remove(os.path.join(fake.site, "nvidia", "cublas", "lib", name))
+    fake.env["LD_LIBRARY_PATH"] = str(tmp_path / "other")
+    with pytest.raises(GpuEnvError, match=r"^cuBLAS 13 .* needs a driver for CUDA 13"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+def test_path_with_comma_refused(fake):
+    wheels(fake.site, 12, 4)
+    fake.kw["compiledir"] = str(fake.tmp / "a,b")
+    with pytest.raises(GpuEnvError, match="can't hold ','"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+# ------------------------------------------------------------ build toolchain
+
+@pytest.fixture
+def toolchain(tmp_path):
+    inc, libdir, pyinc, pygpu = (tmp_path / d for d in ("inc", "lib", "pyinc", "pygpu"))
+    lib(str(inc / "gpuarray" / "types.h"))
+    lib(str(libdir / "libgpuarray.so"))
+    lib(str(pyinc / "Python.h"))
+    os.makedirs(str(pygpu))
+    (pygpu / "_version.py").write_text('version_json = """\n{\n "version": "0.7.6"\n}\n"""\n')
+    return dict(include_dirs=[str(inc)], library_dirs=[str(libdir)], python_include=str(pyinc),
+                pygpu_dir=str(pygpu), which=lambda name, path=None: "/usr/bin/" + name)
+
+
+def test_build_requirements_met(toolchain):
+    gpu_env.check_build_requirements({"PATH": "/usr/bin"}, **toolchain)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda t: t.update(which=lambda name, path=None: None), "no C++ compiler 'g++'"),
+    (lambda t: os.remove(os.path.join(t["python_include"], "Python.h")), "python3-dev"),
+    (lambda t: t.update(include_dirs=[]), "no libgpuarray headers gpuarray/types.h"),
+    (lambda t: t.update(library_dirs=["/nonexistent"]), "no libgpuarray.so to link with -lgpuarray"),
+    (lambda t: os.remove(os.path.join(t["pygpu_dir"], "_version.py")), "apt-get install python3-pygpu"),
+    (lambda t: open(os.path.join(t["pygpu_dir"], "_version.py"), "w").write('"version": "0.8.0"'),
+     "Theano 1.0.5 needs pygpu 0.7.x"),
+])
+def test_build_requirement_missing(toolchain, breakage, message):
+    breakage(toolchain)
+    with pytest.raises(GpuEnvError, match=re.escape(message)):
+        gpu_env.check_build_requirements({"PATH": "/usr/bin"}, **toolchain)
+
+
+def test_build_check_runs_in_cuda_environment(fake, toolchain):
+    wheels(fake.site, 12, 4)
+    fake.kw.update(toolchain, check_build=True, include_dirs=[])
+    with pytest.raises(GpuEnvError, match="libgpuarray-dev"):
+        gpu_env.cuda_environment(fake.env, **fake.kw)
+
+
+# ------------------------------------------------------------ links, re-exec
+
+def test_rerun_replaces_links_atomically(fake):
+    wheels(fake.site, 12, 4)
+    os.makedirs(fake.links)
+    lib(os.path.join(fake.links, "libcublas.so"))           # a stale plain file
+    os.symlink("/gone/libnvrtc.so.11", os.path.join(fake.links, "libnvrtc.so"))  # a dangling link
+    first = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert gpu_env.cuda_environment(fake.env, **fake.kw) == first  # idempotent
+    wheels(fake.site, 13, 0)                                 # a newer CUDA appears
+    fake.kw["driver_version"] = lambda path: (13, 0)
+    gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert sorted(os.listdir(fake.links)) == ["libcublas.so", "libcuda.so", "libnvrtc.so"]
+    assert os.readlink(os.path.join(fake.links, "libnvrtc.so")).endswith("cu13/lib/libnvrtc.so.13")
+    assert os.readlink(os.path.join(fake.links, "libcublas.so")).endswith("cu13/lib/libcublas.so.13")
+
+
+def test_reexec_once_then_marker_stops_the_loop(fake):
+    wheels(fake.site, 12, 4)
+    calls = []
+    execve = lambda exe, argv, env: calls.append((exe, argv, env))  # noqa: E731
+    kw = dict(fake.kw, execve=execve)
+    assert gpu_env.reexec_with_cuda(["train.py", "--device", "cuda"], env=fake.env, **kw)
+    (exe, argv, env), = calls
+    assert exe == sys.executable and argv == [sys.executable, "train.py", "--device", "cuda"]
+    assert env[MARKER] == fake.links and env["THEANO_FLAGS"].startswith("device=cuda,")
+    # the re-executed process calls it again: no second exec
+    assert gpu_env.reexec_with_cuda(["train.py"], env=env, **kw) is False
+    assert len(calls) == 1
+
+
+def test_reexec_refuses_a_cpu_theano_after_reexec(monkeypatch):
+    cpu_theano = types.SimpleNamespace(config=types.SimpleNamespace(device="cpu"))
+    monkeypatch.setitem(sys.modules, "theano", cpu_theano)
+    with pytest.raises(GpuEnvError, match="already re-executed .* device is 'cpu'"):
+        gpu_env.reexec_with_cuda(["x.py"], env={MARKER: "/links"}, execve=None)
+
+
+def test_reexec_failure_is_reported(fake):
+    wheels(fake.site, 12, 4)
+
+    def execve(exe, argv, env):
+        raise OSError(8, "Exec format error")
+    with pytest.raises(GpuEnvError, match="cannot re-execute"):
+        gpu_env.reexec_with_cuda(["x.py"], env=fake.env, execve=execve, **fake.kw)
+
+
+# ------------------------------------------------------------ after import theano
+
+def fake_theano(device, activated, init_error=None):
+    class Pygpu:
+        @staticmethod
+        def init(dev):
+            raise init_error
+    ctx = types.SimpleNamespace(devname="NVIDIA H200")
+    ga = types.SimpleNamespace(pygpu_activated=activated, pygpu=Pygpu,
+                               get_context=lambda name: ctx)
+    return types.SimpleNamespace(config=types.SimpleNamespace(device=device), gpuarray=ga)
+
+
+def test_gpu_in_use():
+    assert gpu_env.gpu_in_use(fake_theano("cuda", True)) == "NVIDIA H200"
+    assert gpu_env.gpu_in_use(fake_theano("cpu", False)) is None
+
+
+def test_gpu_asked_but_pygpu_not_activated():
+    # pygpu's GpuArrayException carries bytes
+    theano = fake_theano("cuda0", False, RuntimeError(b'Could not load "libcuda.so": '
+                                                      b'libcuda.so: cannot open shared object file'))
+    with pytest.raises(GpuEnvError) as e:
+        gpu_env.gpu_in_use(theano)
+    assert "device=cuda0" in str(e.value) and 'Could not load "libcuda.so"' in str(e.value)
+    assert "python gpu_env.py" in str(e.value)
+
+
+# ------------------------------------------------------------ CLI and imports
+
+def test_cli_prints_eval_able_exports(fake, monkeypatch, capsys):
+    wheels(fake.site, 12, 4)
+    kw = dict(fake.kw)
+    for key in ("link_dir", "compiledir", "check_build"):
+        kw.pop(key)
+    real = gpu_env._prepare
+    monkeypatch.setattr(gpu_env, "_prepare", lambda env, link_dir, compiledir, check_build:
+                        real(fake.env, link_dir, compiledir, False, **kw))
+    assert gpu_env.main(["--link-dir", fake.links, "--compiledir", str(fake.tmp / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "# NVRTC 12.4: " in out
+    shown = subprocess.run(["bash", "-c", 'eval "$1"; echo "$THEANO_FLAGS|$LD_LIBRARY_PATH|$%s"'
+                            % MARKER, "-", out], stdout=subprocess.PIPE,
+                           universal_newlines=True, check=True).stdout.strip()
+    theano_flags, ld_path, marker = shown.split("|")
+    assert theano_flags.startswith("device=cuda,floatX=float32,dnn.enabled=False,base_compiledir=")
+    assert ld_path.split(":")[0] == fake.links and marker == fake.links
+
+
+def test_cli_failure_is_one_line_and_exit_1(monkeypatch, capsys):
+    def fail(*args):
+        raise GpuEnvError("no NVIDIA driver library libcuda.so.1 (looked in /x)")
+    monkeypatch.setattr(gpu_env, "_prepare", fail)
+    assert gpu_env.main([]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == "gpu_env: no NVIDIA driver library libcuda.so.1 (looked in /x)\n"
+
+
+def test_import_needs_only_the_standard_library():
+    code = ("import sys, gpu_env; bad = [m for m in ('theano', 'numpy', 'pygpu') "
+            "if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
