@@ -10,3 +10,9 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# Side-by-side benchmark against a PyTorch peer (bench/.venv-peer is made on
+# first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
+.PHONY: bench
+bench: setup
+	/usr/bin/env python3 bench/bench.py $(ARGS)

@@ -11,6 +11,7 @@ it. Nothing here changes the math of the tutorial; it only lets the 2016 code
 import and compile on a 2026 machine.
 """
 import configparser
+import hashlib
 import os
 import sys
 import types
@@ -37,9 +38,38 @@ if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
 # float64, twice the memory traffic for no gain here).
 # blas.ldflags: with numpy >= 1.22, `import theano` crashes when blas.ldflags is
 # unset, because Theano probes numpy.distutils' `blas_opt_info`, which numpy
-# 1.22 removed. Naming the library explicitly skips the probe and links the
-# compiled ops against the system OpenBLAS (package libopenblas-dev).
-DEFAULT_FLAGS = {"floatX": "float32", "blas.ldflags": "-lopenblas"}
+# 1.22 removed. Naming the library explicitly skips the probe. Which library:
+# the OpenBLAS 0.3.34 of the scipy-openblas32 wheel (requirements.txt) when it
+# is installed, else the system's (-lopenblas, package libopenblas-dev).
+# Debian 12's OpenBLAS 0.3.21 (2022) does not know 2023+ CPUs (Sapphire and
+# Emerald Rapids, Zen 4/5) and falls back to its SSE3 "Prescott" kernels there:
+# 5-10x slower sgemm (bench/NOTES.md). The wheel's symbols carry a scipy_
+# prefix, so the names Theano's C code calls (sgemm_, ...) are renamed with -D
+# (Theano hands the words of blas.ldflags that are not -l/-L/-I to g++, and
+# adds an rpath for each -L).
+# optimizer_excluding: Theano's local_dot22_to_dot22scalar folds rmsprop's
+# learning rate into the weight-gradient GEMM, which then no longer matches
+# the plain GEMM rmsprop needs for g**2: each weight gradient was computed
+# twice (11 GEMMs per step instead of 8). Excluding it is the same math.
+_BLAS_NAMES = ["%s%s_" % (t, f) for t in "sdcz" for f in (
+    "gemm", "gemv", "ger", "gerc", "geru", "dot", "axpy", "copy", "scal", "swap",
+    "symm", "syrk", "trsm")]
+
+
+def default_blas_ldflags():
+    try:
+        import scipy_openblas32
+        libdir, lib = scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library()
+    except (ImportError, AttributeError, OSError):
+        return "-lopenblas"
+    if " " in libdir or "," in libdir or not os.path.isdir(libdir):
+        return "-lopenblas"  # THEANO_FLAGS cannot carry such a path
+    return " ".join(["-L" + libdir, "-l" + lib] +
+                    ["-D%s=scipy_%s" % (n, n) for n in _BLAS_NAMES])
+
+
+DEFAULT_FLAGS = {"floatX": "float32", "blas.ldflags": default_blas_ldflags(),
+                 "optimizer_excluding": "local_dot22_to_dot22scalar"}
 
 
 def _flags_from_env(env):
@@ -102,5 +132,56 @@ def register_downsample_shim():
     theano.tensor.signal.downsample = shim
 
 
+# --- Shim 3: Theano's compile cache, broken across processes ---------------
+# Theano 1.0.5 recompiles six C modules in every new process (~4 s of g++ on
+# 2 cores), and its cache grows by one module per run, for two reasons:
+# (a) COp.c_code_cache_version() is hash(tuple(self.func_codes)): Python's str
+#     hash, randomised per process since Python 3.3 (PYTHONHASHSEED), so every
+#     COp (DimShuffle here) gets a new cache key in every process;
+# (b) CLinker.cmodule_key_ puts each op's __props__ in the version part of the
+#     key and treats an empty entry as "unversioned": ops whose __props__ is ()
+#     (Dot22, Gemm, CrossentropySoftmax...) are never reused between processes.
+# The fixes: a stable (sha256) hash of the same C code for (a), and an empty
+# __props__ that is truthy for (b) (equal to (), pickled as ()). Neither
+# changes the generated code; warm compile of train_fn + val_fn: 4-5 s -> 0.7 s.
+class _EmptyProps(tuple):
+    """() that counts as a version in CLinker.cmodule_key_ (its bool is True)."""
+
+    def __bool__(self):
+        return True
+
+    def __reduce__(self):
+        return (tuple, ())
+
+
+def register_cache_shims():
+    from theano.gof import op as gof_op
+    from theano.gof.cc import CLinker
+
+    def c_code_cache_version(self):
+        digest = hashlib.sha256("\0".join(self.func_codes).encode("utf-8")).hexdigest()
+        version = (int(digest[:15], 16),)
+        if hasattr(self, "params_type"):
+            version += (self.params_type.c_code_cache_version(),)
+        return version
+
+    gof_op.COp.c_code_cache_version = c_code_cache_version
+
+    original = CLinker.cmodule_key_
+    if getattr(original, "compat_shim", False):
+        return
+
+    def cmodule_key_(self, fgraph, *args, **kwargs):
+        for node in fgraph.toposort():
+            cls = type(node.op)
+            if getattr(cls, "__props__", None) == () and not isinstance(cls.__props__, _EmptyProps):
+                cls.__props__ = _EmptyProps()
+        return original(self, fgraph, *args, **kwargs)
+
+    cmodule_key_.compat_shim = True
+    CLinker.cmodule_key_ = cmodule_key_
+
+
 set_default_flags()
 register_downsample_shim()
+register_cache_shims()

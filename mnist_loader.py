@@ -323,7 +323,11 @@ def parse_idx(raw, name="IDX data"):
         raise MNISTError("%s: header says %s = %d bytes of data, the file has %d (%s)"
                          % (name, "x".join(map(str, shape)), size, len(raw) - offset,
                             "truncated" if len(raw) - offset < size else "trailing bytes"))
-    return np.frombuffer(raw, np.uint8, count=size, offset=offset).reshape(shape)
+    try:
+        return np.frombuffer(raw, np.uint8, count=size, offset=offset).reshape(shape)
+    except ValueError as e:  # e.g. 0 bytes but 2**32-1 rows: too many dimensions for numpy
+        raise MNISTError("%s: header dimensions %s are not a valid array shape (%s)"
+                         % (name, "x".join(map(str, shape)), e))
 
 
 # ################################ Download ##################################

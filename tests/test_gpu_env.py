@@ -353,8 +353,10 @@ def test_rerun_replaces_links_atomically(fake):
     assert os.readlink(os.path.join(fake.links, "libcublas.so")).endswith("cu13/lib/libcublas.so.13")
 
 
-def test_reexec_once_then_marker_stops_the_loop(fake):
+def test_reexec_once_then_marker_stops_the_loop(fake, monkeypatch):
     wheels(fake.site, 12, 4)
+    gpu_theano = types.SimpleNamespace(config=types.SimpleNamespace(device="cuda"))
+    monkeypatch.setitem(sys.modules, "theano", gpu_theano)  # as in the re-executed process
     calls = []
     execve = lambda exe, argv, env: calls.append((exe, argv, env))  # noqa: E731
     kw = dict(fake.kw, execve=execve)

@@ -663,3 +663,10 @@ def test_load_file_random_bytes(raw, form, data):
         finally:
             ml.SHA256.clear()
             ml.SHA256.update(saved)
+
+
+def test_parse_huge_dimensions_with_no_data():
+    """Found by hypothesis: 2**32-1 x 2**32-1 x 0 images is 0 bytes but no numpy shape."""
+    raw = bytes.fromhex("00000803" "ffffffff" "ffffffff" "00000000")
+    with pytest.raises(MNISTError, match="not a valid array shape"):
+        ml.parse_idx(raw, "x")
