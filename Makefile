@@ -15,4 +15,4 @@ test: setup
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
 .PHONY: bench
 bench: setup
-	/usr/bin/env python3 bench/bench.py $(ARGS)
+	/usr/bin/python3 bench/bench.py $(ARGS)

@@ -140,6 +140,12 @@ def describe_backend():
         " ".join(blas) or "none (numpy fallback)"))
 
 
+def seed_rngs(seed):
+    """Seeds the shuffling, the initial weights and the dropout masks."""
+    np.random.seed(seed)
+    lasagne.random.set_rng(np.random.RandomState(seed))
+
+
 # ############################## Main program ################################
 # run_network() loads the data, builds the network (or continues training
 # the one given), compiles the two Theano functions, trains, validates every
@@ -159,9 +165,7 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
         else:
             X_train, y_train, X_val, y_val, X_test, y_test = data
         if seed is not None:
-            # Seeds the shuffling, the initial weights and the dropout masks.
-            np.random.seed(seed)
-            lasagne.random.set_rng(np.random.RandomState(seed))
+            seed_rngs(seed)
 
         # Building the Theano expressions: a 4D tensor for a batch of images
         # goes through the network; an int32 vector holds their labels.
@@ -282,7 +286,7 @@ def plot_history(history, path):
                  history["batch_loss"], color="0.75", lw=0.8, label="training (per batch)")
     ax_loss.plot(history["epoch"], history["train_loss"], "o-", label="training")
     ax_loss.plot(history["epoch"], history["val_loss"], "o-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", title="Loss", yscale="log")
     ax_loss.legend()
     ax_acc.plot(history["epoch"], np.array(history["val_acc"]) * 100, "o-", color="C1")
     ax_acc.set(xlabel="epoch", ylabel="%", title="Validation accuracy")
@@ -424,6 +428,8 @@ def main(argv=None):
             # on LD_LIBRARY_PATH before Python starts: run again with them.
             gpu_env.reexec_with_cuda()
         gpu_env.gpu_in_use(theano)  # a GPU asked for but inactive: stop before any work
+        if args.seed is not None:
+            seed_rngs(args.seed)  # before a loaded network's dropout layers are built
         network = load_network(args.load_model) if args.load_model else None
         if args.predict:
             for path in args.predict:

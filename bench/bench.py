@@ -110,11 +110,12 @@ def parse(stdout, wall):
             "acc": float(acc.group(1)), "compile": float(comp.group(1)) if comp else None}
 
 
-def sgemm_peak(python, env):
-    out = subprocess.run([python, os.path.join(HERE, "sgemm_peak.py")], env=env, cwd=HERE,
-                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
-    _, gflops, n, npver, blas = out.strip().split(" ", 4)
-    return float(gflops), "numpy %s, %s" % (npver, blas)
+def sgemm_peak(python, env, theano_dir=None):
+    cmd = [python, os.path.join(HERE, "sgemm_peak.py")] + (["--theano", theano_dir] if theano_dir else [])
+    out = subprocess.run(cmd, env=env, cwd=HERE, stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    _, gflops, n, what = out.strip().splitlines()[-1].split(" ", 3)
+    return float(gflops), what
 
 
 def theano_blas(python, cwd, env):
@@ -224,9 +225,10 @@ def main(argv=None):
     os.makedirs(logs, exist_ok=True)
 
     peaks = {}
-    for name, py in (("faithful venv", args.faithful_python), ("peer venv", peer_py)):
+    for name, py, theano_dir in (("faithful venv", args.faithful_python, args.faithful_dir),
+                                 ("peer venv", peer_py, None)):
         if py:
-            peaks[name] = sgemm_peak(py, env)
+            peaks[name] = sgemm_peak(py, env, theano_dir)
             print("bench: sgemm peak, %s (%s): %.0f GFLOP/s" % (name, peaks[name][1],
                                                               peaks[name][0]), flush=True)
     peak = max(g for g, _ in peaks.values())

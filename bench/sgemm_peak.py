@@ -1,35 +1,52 @@
-"""Best single-precision GEMM rate numpy's BLAS reaches here, in GFLOP/s.
+"""Best single-precision GEMM rate reached here, in GFLOP/s.
 
 Run by bench.py with each venv's python; prints one line:
-  sgemm <GFLOP/s> <n> <numpy version> <BLAS description>
+  sgemm <GFLOP/s> <n> <what was measured>
+With --theano DIR (the faithful side), the product is a compiled Theano
+function, so the sgemm measured is the one Theano's C code links (compat.py's
+blas.ldflags); otherwise numpy's own BLAS (the peer side).
 """
+import argparse
 import sys
 import time
 
 import numpy as np
 
 
-def blas_name():
+def numpy_blas():
     try:  # numpy >= 1.25
         cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return "%s %s" % (cfg.get("name"), cfg.get("version"))
+        return "numpy %s, %s %s" % (np.__version__, cfg.get("name"), cfg.get("version"))
     except Exception:
-        return "numpy-bundled BLAS"
+        return "numpy %s, its bundled BLAS" % np.__version__
 
 
-def peak(n=2000, repeats=7):
+def theano_dot(faithful_dir):
+    sys.path.insert(0, faithful_dir)
+    import compat  # noqa: F401  (the faithful script's flags, BLAS included)
+    import theano
+    import theano.tensor as T
+    a, b = T.matrices("a", "b")
+    libs = [w for w in theano.config.blas.ldflags.split() if w.startswith("-l")]
+    return theano.function([a, b], T.dot(a, b)), "Theano Dot22, %s" % " ".join(libs)
+
+
+def peak(dot, n, repeats=7):
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
-    c = np.empty((n, n), np.float32)
-    np.dot(a, b, out=c)  # warm-up: threads started, pages touched
+    dot(a, b)  # warm-up: threads started, pages touched
     best = 0.0
     for _ in range(repeats):
         t = time.perf_counter()
-        np.dot(a, b, out=c)
+        dot(a, b)
         best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t) / 1e9)
     return best
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    print("sgemm %.1f %d %s %s" % (peak(n), n, np.__version__, blas_name()))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", type=int, nargs="?", default=2000)
+    ap.add_argument("--theano", metavar="DIR", help="measure through Theano, with DIR's compat.py")
+    args = ap.parse_args()
+    dot, what = theano_dot(args.theano) if args.theano else (np.dot, numpy_blas())
+    print("sgemm %.1f %d %s" % (peak(dot, args.n), args.n, what))
