@@ -308,3 +308,35 @@ def test_gpu_asked_for_but_unavailable_fails_loudly(args, env):
     assert "Starting training" not in result.stdout  # never a silent CPU run
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and ("libcuda" in last or "pygpu" in last)
+
+
+def test_progress_bar_only_on_a_terminal():
+    """A tqdm bar over the batches when stdout is a terminal; the tutorial's lines unchanged."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"),
+         "--limit", "1000", "--epochs", "2", "--batch-size", "100"],
+        stdout=slave, stderr=slave, cwd=ROOT)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=300) == 0
+    text = output.decode()
+    assert re.search(r"\d+/10 \[.*batch/s", text)  # tqdm's bar: 10 batches per epoch
+    for pattern in EPOCH_LINES:
+        assert re.search(pattern.replace("\\t", "\t"), text.replace("\r\n", "\n"))
+
+    piped = run_cli("--limit", "1000", "--epochs", "1", "--batch-size", "100")
+    assert piped.returncode == 0 and "batch/s" not in piped.stdout + piped.stderr
