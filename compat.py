@@ -107,6 +107,29 @@ def set_default_flags(env=os.environ):
         env["THEANO_FLAGS"] = ",".join(missing + [env.get("THEANO_FLAGS", "")]).rstrip(",")
 
 
+# --- Shim 1b: device=gpu, the 2016 way of asking for the GPU ----------------
+# The tutorial's era selected the GPU with device=gpu (THEANO_FLAGS or
+# .theanorc): Theano's old CUDA backend, removed in Theano 1.0, which now
+# refuses to import with a traceback. Its successor is the gpuarray backend,
+# device=cuda; gpuN becomes cudaN. (gpu_env.py then finds the CUDA libraries.)
+def translate_old_gpu_device(env=os.environ):
+    device = _flags_from_env(env).get("device")
+    if device is None:
+        parser = configparser.ConfigParser()
+        paths = env.get("THEANORC", "~/.theanorc").split(os.pathsep)
+        try:
+            parser.read([os.path.expanduser(p) for p in paths])
+            device = parser.get("global", "device", fallback=None)
+        except configparser.Error:
+            return
+    if device and device.startswith("gpu") and device[3:].isdigit() or device == "gpu":
+        new = "cuda" + device[3:]
+        env["THEANO_FLAGS"] = ",".join(filter(None, [env.get("THEANO_FLAGS", ""),
+                                                     "device=" + new]))
+        print("compat: device=%s is Theano's old CUDA backend, removed in Theano 1.0: "
+              "using device=%s (the gpuarray backend)" % (device, new), file=sys.stderr)
+
+
 # --- Shim 2: theano.tensor.signal.downsample for Lasagne 0.1 ----------------
 # Theano 0.9 removed the module theano.tensor.signal.downsample (renamed to
 # theano.tensor.signal.pool); Lasagne 0.1 (2015, the last release on PyPI)
@@ -183,5 +206,6 @@ def register_cache_shims():
 
 
 set_default_flags()
+translate_old_gpu_device()
 register_downsample_shim()
 register_cache_shims()

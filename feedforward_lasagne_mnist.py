@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import weakref
+import zipfile
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def iterate_minibatches(inputs, targets, batchsize, shuffle=False):
 def train(train_fn, X, y, batch_size, progress=False):
     batches = tqdm(iterate_minibatches(X, y, batch_size, shuffle=True),
                    total=len(X) // batch_size, unit="batch", leave=False,
-                   disable=not progress)
+                   disable=not progress, file=sys.stdout)
     return [float(train_fn(inputs, targets)) for inputs, targets in batches]
 
 
@@ -150,10 +151,11 @@ def seed_rngs(seed):
 # run_network() loads the data, builds the network (or continues training
 # the one given), compiles the two Theano functions, trains, validates every
 # epoch and tests at the end. It runs in a try/except so that Ctrl-C returns
-# the network trained so far. Each epoch's numbers are appended to
-# `network.history` (a dict of lists, see record()).
+# the network trained so far (with network.interrupted set). Each epoch's
+# numbers are appended to `network.history` (a dict of lists, see record()).
 def run_network(data=None, num_epochs=20, network=None, batch_size=500,
-                learning_rate=0.001, seed=None, progress=None):
+                learning_rate=0.001, seed=None, progress=None, data_dir=None,
+                limit=None):
     if progress is None:
         progress = sys.stdout.isatty()
     try:
@@ -161,9 +163,15 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
         global_start_time = time.time()
         print('Loading data...')
         if data is None:
-            X_train, y_train, X_val, y_val, X_test, y_test = load_data()
+            X_train, y_train, X_val, y_val, X_test, y_test = load_data(data_dir)
         else:
             X_train, y_train, X_val, y_val, X_test, y_test = data
+        if limit:  # a quick run on the first `limit` training examples
+            X_train, y_train = X_train[:limit], y_train[:limit]
+        smallest = min(len(X_train), len(X_val), len(X_test))
+        if batch_size > smallest:
+            raise ValueError("batch size {} is larger than the smallest data set ({} "
+                             "examples): no full batch".format(batch_size, smallest))
         if seed is not None:
             seed_rngs(seed)
 
@@ -174,6 +182,7 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
             network = build_mlp(input_var)
         else:
             input_var = lasagne.layers.get_all_layers(network)[0].input_var
+        network.interrupted = False
         target_var = T.ivector('targets')
 
         # The training loss uses dropout; the test expressions pass
@@ -233,7 +242,9 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
         print("  test accuracy:\t\t{:.2f} %".format(test_acc * 100))
         return network
     except KeyboardInterrupt:
-        print("Interrupted: returning the network trained so far.")
+        print("\nInterrupted: returning the network trained so far.")
+        if network is not None:
+            network.interrupted = True
         return network
 
 
@@ -256,14 +267,22 @@ def record(network, train_err, val_err, val_acc, epoch_time, batch_losses):
 def atomic_write(path, write, mode="wb"):
     """Write through a temporary file in the same directory, then rename:
     a crash or an error never leaves a partial file at `path`."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix=".tmp-", suffix=os.path.basename(path))
+    except OSError as e:
+        raise OSError("{}: cannot write there ({})".format(path, e.strerror or e))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private (0600)
         with os.fdopen(fd, mode) as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError("{}: cannot write ({})".format(path, e.strerror or e))
         raise
 
 
@@ -312,6 +331,11 @@ def save_network(network, path):
 def load_network(path, input_var=None):
     network = build_mlp(input_var)
     expected = [p.get_value().shape for p in lasagne.layers.get_all_params(network)]
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        raise CheckpointError("{}: not an .npz model file ({}); save one with "
+                              "--save-model".format(
+                                  path, "no such file" if not os.path.exists(path)
+                                  else "not a zip archive"))
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
@@ -326,7 +350,11 @@ def load_network(path, input_var=None):
                               "this one is {} with shapes {}".format(
                                   path, arrays.get("architecture"), found,
                                   ARCHITECTURE, expected))
-    lasagne.layers.set_all_param_values(network, values)
+    if not all(v.dtype.kind == "f" and np.isfinite(v).all() for v in values):
+        raise CheckpointError("{}: the parameters are not all finite floating-point "
+                              "numbers".format(path))
+    lasagne.layers.set_all_param_values(
+        network, [v.astype(theano.config.floatX) for v in values])
     return network
 
 
@@ -357,10 +385,16 @@ def load_image(path):
     from PIL import Image
     try:
         with Image.open(path) as image:
+            alpha = image.getchannel("A") if "A" in image.getbands() else None
+            if alpha is not None and alpha.getextrema()[0] < 255:
+                image = alpha  # ink on a transparent background: the ink is the opacity
             pixels = np.asarray(image.convert("L").resize((28, 28), Image.LANCZOS),
                                 dtype=np.float32)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError("{}: not a readable image ({})".format(path, e))
+    if pixels.max() - pixels.min() < 16:
+        raise ImageError("{}: no digit to read (the image is blank: gray levels {:.0f} "
+                         "to {:.0f})".format(path, pixels.min(), pixels.max()))
     if pixels.mean() > 127:  # dark ink on light paper: invert, as MNIST is
         pixels = 255 - pixels
     return (pixels / np.float32(256)).reshape(1, 28, 28)
@@ -401,18 +435,28 @@ def parse_args(argv=None):
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (it is shown only on a terminal anyway)")
     args = parser.parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1 or not args.lr > 0:
+    if args.epochs < 0 or args.batch_size < 1 or not 0 < args.lr < float("inf"):
         parser.error("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    if args.batch_size > 10000:
+        parser.error("--batch-size {} is larger than the validation and test sets "
+                     "(10,000 examples): no full batch".format(args.batch_size))
     if args.limit is not None and args.limit < args.batch_size:
         parser.error("--limit {} is smaller than --batch-size {}: no full batch to "
                      "train on".format(args.limit, args.batch_size))
+    outputs = [(o, getattr(args, o)) for o in ("save_model", "history", "plot")
+               if getattr(args, o)]
     if args.predict and not args.load_model:
         parser.error("--predict needs --load-model PATH (train one with --save-model)")
-    for option in ("save_model", "history", "plot"):
-        path = getattr(args, option)
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            parser.error("--{} {}: directory {} does not exist".format(
-                option.replace("_", "-"), path, os.path.dirname(os.path.abspath(path))))
+    if args.predict and outputs:
+        parser.error("--predict does not train: it writes no --save-model/--history/--plot")
+    for option, path in outputs:  # checked now rather than after the training
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error("--{} {}: cannot write there ({})".format(
+                option.replace("_", "-"), path,
+                "a directory" if os.path.isdir(path) else
+                "no directory " + folder if not os.path.isdir(folder) else
+                "directory not writable"))
     return args
 
 
@@ -423,7 +467,8 @@ def main(argv=None):
         raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
                          "device={}".format(theano.config.device))
     try:
-        if args.device == "cuda" and not on_gpu:
+        gpu_active = getattr(getattr(theano, "gpuarray", None), "pygpu_activated", False)
+        if (args.device == "cuda" or on_gpu) and not gpu_active:
             # Theano picks its device at import, and the CUDA libraries must be
             # on LD_LIBRARY_PATH before Python starts: run again with them.
             gpu_env.reexec_with_cuda()
@@ -436,21 +481,28 @@ def main(argv=None):
                 probs = predict_proba(network, load_image(path)[np.newaxis])[0]
                 print("{}: {} ({:.1f} %)".format(path, probs.argmax(), probs.max() * 100))
             return
-        data = load_data(args.data_dir)
-        if args.limit:
-            data[0], data[1] = data[0][:args.limit], data[1][:args.limit]
-        network = run_network(data=data, num_epochs=args.epochs, network=network,
+        epochs_before = len(getattr(network, "history", {"epoch": []})["epoch"])
+        network = run_network(num_epochs=args.epochs, network=network,
                               batch_size=args.batch_size, learning_rate=args.lr,
-                              seed=args.seed, progress=False if args.no_progress else None)
-        history = getattr(network, "history", None)
-        if args.save_model and network is not None:
-            save_network(network, args.save_model)
-        if args.history and history:
-            save_history(history, args.history)
-        if args.plot and history:
-            plot_history(history, args.plot)
+                              seed=args.seed, progress=False if args.no_progress else None,
+                              data_dir=args.data_dir, limit=args.limit)
+        history = getattr(network, "history", {"epoch": []})
+        if len(history["epoch"]) > epochs_before:  # never save an untrained network
+            if args.save_model:
+                save_network(network, args.save_model)
+            if args.history:
+                save_history(history, args.history)
+            if args.plot:
+                plot_history(history, args.plot)
+        elif args.save_model or args.history or args.plot:
+            print("no epoch completed: nothing written", file=sys.stderr)
+        if network is None or network.interrupted:
+            sys.exit(130)  # as a shell reports a Ctrl-C
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        sys.exit(130)
     except (MNISTError, CheckpointError, ImageError, TrainingDiverged,
-            gpu_env.GpuEnvError, OSError) as e:
+            gpu_env.GpuEnvError, OSError, ValueError) as e:
         raise SystemExit("error: {}".format(e))
 
 

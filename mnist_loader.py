@@ -338,6 +338,11 @@ def fetch(data_dir, name, dest=None, mirrors=None):
     """Download name.gz into data_dir (or over dest, a corrupt raw IDX file or
     .gz); returns (path, decompressed content, url)."""
     dest = dest or os.path.join(data_dir, name + ".gz")
+    created = []  # the directories made here, removed again if nothing arrives
+    path = os.path.abspath(data_dir)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
     try:
         os.makedirs(data_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".%s.gz." % name, suffix=".part")
@@ -366,6 +371,8 @@ def fetch(data_dir, name, dest=None, mirrors=None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for folder in created:  # deepest first; a mistyped --data-dir leaves nothing behind
+        os.rmdir(folder)
     raise MNISTError("tried %s" % ("; ".join(failures) or "no mirror"))
 
 

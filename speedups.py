@@ -35,7 +35,8 @@ def local_inline_broadcast_constants(node):
         return False
     const = [i for i, x in enumerate(node.inputs)
              if isinstance(x, TensorConstant) and all(x.type.broadcastable)
-             and np.asarray(x.data).size == 1]
+             and np.asarray(x.data).size == 1
+             and np.isfinite(x.data).all()]  # no C literal for inf or nan
     if not const or len(const) == len(node.inputs):
         return False
     if any(i in const for i in op.inplace_pattern.values()):

@@ -43,6 +43,19 @@ def test_user_theanorc_wins(tmp_path):
     assert "THEANO_FLAGS" not in env
 
 
+@pytest.mark.parametrize("flags, rc, expected", [
+    ("device=gpu", "", "device=gpu,device=cuda"),
+    ("floatX=float32", "[global]\ndevice = gpu1\n", "floatX=float32,device=cuda1"),
+    ("device=cuda0", "", "device=cuda0"),
+    ("", "[global]\ndevice = cpu\n", ""),
+])
+def test_the_2016_device_gpu_becomes_cuda(tmp_path, flags, rc, expected):
+    (tmp_path / "theanorc").write_text(rc)
+    env = {"THEANO_FLAGS": flags, "THEANORC": str(tmp_path / "theanorc")}
+    compat.translate_old_gpu_device(env)
+    assert env["THEANO_FLAGS"] == expected
+
+
 def test_blas_is_the_wheels_openblas_when_installed():
     import scipy_openblas32
     words = BLAS.split()

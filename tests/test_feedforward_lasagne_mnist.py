@@ -119,12 +119,13 @@ def test_keyboard_interrupt_returns_trained_network(small, monkeypatch, capsys):
     network = flm.run_network(data=small, num_epochs=5, seed=0, progress=False)
     assert "Interrupted: returning the network trained so far." in capsys.readouterr().out
     assert network.history["epoch"] == [1]  # the epoch that finished
+    assert network.interrupted
     digits = [flm.get_class(network, x) for x in small[4][:200]]
     assert np.mean(np.array(digits) == small[5][:200]) > 0.7
 
 
 def test_keyboard_interrupt_before_the_network_exists(monkeypatch):
-    def interrupted_load():
+    def interrupted_load(*args):
         raise KeyboardInterrupt
     monkeypatch.setattr(flm, "load_data", interrupted_load)
     assert flm.run_network() is None  # the original raised UnboundLocalError
@@ -182,9 +183,21 @@ def test_save_load_round_trip(trained, small, tmp_path):
     assert os.listdir(tmp_path) == ["model.npz"]
 
 
-@pytest.mark.parametrize("kind", ["other architecture", "truncated", "not npz", "missing"])
+def test_float64_checkpoint_loads_as_float32(trained, small, tmp_path):
+    path = str(tmp_path / "m64.npz")
+    values = [v.astype(np.float64) for v in lasagne.layers.get_all_param_values(trained)]
+    np.savez(path, architecture=np.array("784-500-300-10"),
+             **{"param_%d" % i: v for i, v in enumerate(values)})
+    loaded = flm.load_network(path)
+    assert np.allclose(flm.predict_proba(loaded, small[4][:100]),
+                       flm.predict_proba(trained, small[4][:100]), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["other architecture", "truncated", "not npz", "missing",
+                                  "empty", "npy", "nan", "integers"])
 def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
     path = tmp_path / "model.npz"
+    values = lasagne.layers.get_all_param_values(trained)
     if kind == "other architecture":
         np.savez(path, architecture=np.array("784-100-10"), param_0=np.zeros((784, 100)))
     elif kind == "truncated":
@@ -192,6 +205,15 @@ def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
         path.write_bytes(path.read_bytes()[:100000])
     elif kind == "not npz":
         path.write_text("hello, not a model\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "npy":
+        np.save(str(path), values[0])
+        (tmp_path / "model.npz.npy").rename(path)
+    elif kind in ("nan", "integers"):
+        values[0] = values[0] * np.nan if kind == "nan" else values[0].astype(np.int32)
+        np.savez(path, architecture=np.array("784-500-300-10"),
+                 **{"param_%d" % i: v for i, v in enumerate(values)})
     with pytest.raises(flm.CheckpointError) as error:
         flm.load_network(str(path))
     message = str(error.value)
@@ -229,6 +251,16 @@ def test_predict_cli(trained, mnist, tmp_path):
         assert match and match.group(1).endswith(name + ".png")
         assert int(match.group(2)) == label and 10 < float(match.group(3)) <= 100
 
+    ink = Image.fromarray(raw[1])  # a black digit drawn on a transparent background
+    Image.merge("RGBA", [Image.new("L", ink.size, 0)] * 3 + [ink]).save(tmp_path / "rgba.png")
+    result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "rgba.png"))
+    assert result.returncode == 0 and result.stdout.startswith(
+        "%s: %d (" % (tmp_path / "rgba.png", y_test[1]))
+
+    Image.new("L", (1, 1), 200).save(tmp_path / "blank.png")
+    result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "blank.png"))
+    assert result.returncode == 1 and "blank.png: no digit to read" in result.stderr
+
     (tmp_path / "bad.png").write_bytes(b"not an image")
     result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "bad.png"))
     assert result.returncode == 1
@@ -249,18 +281,25 @@ def test_cli_quick_run_with_limit(tmp_path):
     assert len(list(csv.reader(open(out["h.csv"])))) == 3
     assert flm.load_network(out["m.npz"]) is not None
     assert "\r" not in result.stdout + result.stderr and len(lines) == 15  # no progress bar
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(os.stat(p).st_mode & 0o777 == 0o666 & ~umask for p in out.values())
 
 
 @pytest.mark.parametrize("args, message", [
     (["--limit", "10"], "--limit 10 is smaller than --batch-size 500"),
     (["--predict", "x.png"], "--predict needs --load-model"),
-    (["--save-model", "/nonexistent/m.npz"], "directory /nonexistent does not exist"),
-    (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: not a readable"),
+    (["--save-model", "/nonexistent/m.npz"], "cannot write there (no directory /nonexistent)"),
+    (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: not an .npz"),
+    (["--history", "/tmp"], "--history /tmp: cannot write there (a directory)"),
+    (["--batch-size", "20000"], "--batch-size 20000 is larger than the validation"),
+    (["--load-model", "m.npz", "--predict", "x.png", "--plot", "p.png"], "--predict does not"),
+    (["--lr", "1e39", "--limit", "1000", "--epochs", "1"], "error: training diverged in epoch 1"),
 ])
 def test_cli_bad_arguments(args, message):
     result = run_cli(*args)
-    assert result.returncode != 0 and message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode in (1, 2) and message in result.stderr  # 2: argparse's usage error
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
 
 
 def test_cli_corrupt_data_file(tmp_path):
@@ -340,3 +379,25 @@ def test_progress_bar_only_on_a_terminal():
 
     piped = run_cli("--limit", "1000", "--epochs", "1", "--batch-size", "100")
     assert piped.returncode == 0 and "batch/s" not in piped.stdout + piped.stderr
+
+
+def test_ctrl_c_on_the_command_line(tmp_path):
+    """SIGINT: exit 130; the model is saved only if an epoch completed."""
+    import signal
+    for wait_for, saved in (("Loading data...", False), ("Epoch 1 of", True)):
+        model = tmp_path / ("m-%s.npz" % saved)
+        process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"), "--limit",
+             "5000", "--epochs", "200", "--no-progress", "--save-model", str(model)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # each line as soon as printed
+        for line in process.stdout:
+            if line.startswith(wait_for):
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        assert model.exists() == saved
+        if saved:
+            assert flm.load_network(str(model)) is not None
