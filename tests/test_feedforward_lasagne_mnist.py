@@ -340,7 +340,8 @@ def test_tutorial_repl_usage_verbatim():
 
 @pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="this machine has a GPU")
 @pytest.mark.parametrize("args, env", [(["--device", "cuda"], {}),
-                                       ([], {"THEANO_FLAGS": "device=cuda"})])
+                                       ([], {"THEANO_FLAGS": "device=cuda"}),
+                                       ([], {"THEANO_FLAGS": "device=gpu"})])  # 2016's
 def test_gpu_asked_for_but_unavailable_fails_loudly(args, env):
     result = run_cli(*args, "--epochs", "1", "--limit", "500", env=env)
     assert result.returncode == 1
