@@ -8,7 +8,7 @@ Import this module *before* ``theano`` or ``lasagne``:
 
 Each shim below names the exact breakage it fixes and the release that caused
 it. Nothing here changes the math of the tutorial; it only lets the 2016 code
-import and compile on a 2026 machine.
+import, compile and run at speed on a 2026 machine.
 """
 import configparser
 import hashlib
@@ -81,16 +81,16 @@ def _flags_from_env(env):
     return flags
 
 
-def _set_in_theanorc(key, env):
-    """True when one of the user's .theanorc files sets `key` (e.g. floatX)."""
+def _from_theanorc(key, env):
+    """The value the user's .theanorc files give `key` (e.g. floatX), or None."""
     section, _, option = key.rpartition(".")
     parser = configparser.ConfigParser()
     paths = env.get("THEANORC", "~/.theanorc").split(os.pathsep)
     try:
         parser.read([os.path.expanduser(p) for p in paths])
+        return parser.get(section or "global", option, fallback=None)
     except configparser.Error:
-        return False  # Theano itself will report a broken .theanorc
-    return parser.has_option(section or "global", option)
+        return None  # Theano itself will report a broken .theanorc
 
 
 def set_default_flags(env=os.environ):
@@ -102,7 +102,7 @@ def set_default_flags(env=os.environ):
     """
     user = _flags_from_env(env)
     missing = ["%s=%s" % (k, v) for k, v in DEFAULT_FLAGS.items()
-               if k not in user and not _set_in_theanorc(k, env)]
+               if k not in user and _from_theanorc(k, env) is None]
     if missing:
         env["THEANO_FLAGS"] = ",".join(missing + [env.get("THEANO_FLAGS", "")]).rstrip(",")
 
@@ -113,15 +113,7 @@ def set_default_flags(env=os.environ):
 # refuses to import with a traceback. Its successor is the gpuarray backend,
 # device=cuda; gpuN becomes cudaN. (gpu_env.py then finds the CUDA libraries.)
 def translate_old_gpu_device(env=os.environ):
-    device = _flags_from_env(env).get("device")
-    if device is None:
-        parser = configparser.ConfigParser()
-        paths = env.get("THEANORC", "~/.theanorc").split(os.pathsep)
-        try:
-            parser.read([os.path.expanduser(p) for p in paths])
-            device = parser.get("global", "device", fallback=None)
-        except configparser.Error:
-            return
+    device = _flags_from_env(env).get("device") or _from_theanorc("device", env)
     if device and device.startswith("gpu") and device[3:].isdigit() or device == "gpu":
         new = "cuda" + device[3:]
         env["THEANO_FLAGS"] = ",".join(filter(None, [env.get("THEANO_FLAGS", ""),
@@ -197,7 +189,8 @@ def register_cache_shims():
     def cmodule_key_(self, fgraph, *args, **kwargs):
         for node in fgraph.toposort():
             cls = type(node.op)
-            if getattr(cls, "__props__", None) == () and not isinstance(cls.__props__, _EmptyProps):
+            props = getattr(cls, "__props__", None)
+            if props == () and not isinstance(props, _EmptyProps):
                 cls.__props__ = _EmptyProps()
         return original(self, fgraph, *args, **kwargs)
 
