@@ -1,56 +1,96 @@
 """The 2016 -> 2026 compatibility shims for Theano 1.0.5 and Lasagne 0.1.
 
-Import this module *before* ``theano`` or ``lasagne``:
+They must be in place before Theano reads its configuration, i.e. before the
+first `import theano` (which `import lasagne` does too). `make setup` puts a
+startup hook into the project's .venv (a .pth file that calls
+install_import_hook()), so in that venv `import theano`, `import lasagne` and
+`import feedforward_lasagne_mnist` work in any order, in any interpreter,
+notebook or test run. Without the hook (another environment), call
 
-    import compat  # noqa: F401  (sets Theano defaults, registers the shims)
-    import theano
-    import lasagne
+    import compat
+    compat.install()        # before anything imports theano
+
+which is what the project's own scripts do. Importing this module is cheap
+and changes nothing: the work happens when Theano is imported.
 
 Each shim below names the exact breakage it fixes and the release that caused
-it. Nothing here changes the math of the tutorial; it only lets the 2016 code
-import, compile and run at speed on a 2026 machine.
+it. Nothing here changes the math of the tutorial. The speed-ups, which do
+change how it is computed, are a separate, switchable layer: speedups.py.
 """
 import configparser
 import hashlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import types
+
+
+class UnsupportedStack(ImportError):
+    """A Python or numpy that Theano 1.0.5 cannot run on."""
+
+
+# --- The THEANO_FLAGS parser and the GPU predicate (one of each) -------------
+def parse_flags(text):
+    """THEANO_FLAGS as [(key, value)], in order; an entry without '=' is kept
+    as (entry, None). Theano lets a later entry win over an earlier one."""
+    out = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if item:
+            key, sep, value = item.partition("=")
+            out.append((key.strip(), value.strip() if sep else None))
+    return out
+
+
+def flags_dict(text):
+    """THEANO_FLAGS as {key: value}, the last entry of each key winning."""
+    return {k: v for k, v in parse_flags(text) if v is not None}
+
+
+def is_gpu_device(device):
+    """Whether a Theano `device` setting asks for anything but the CPU
+    (cuda, cuda0, the 2016 gpu, opencl0:0 ...)."""
+    return bool(device) and str(device) != "cpu"
+
 
 # --- Shim 0: refuse the versions that cannot work, with a clear message -----
 # numpy 1.24 removed the aliases np.bool / np.complex that Theano 1.0.5 uses
 # everywhere, and Python 3.12 removed distutils, which Theano imports; no numpy
 # older than 1.24 exists for Python 3.12. The failures they cause are deep
-# tracebacks, so say it plainly here instead.
-if sys.version_info >= (3, 12):
-    raise ImportError(
-        "Theano 1.0.5 needs Python 3.10 or 3.11 (this is %d.%d): run `make setup`, "
-        "which builds .venv from the system python3" % sys.version_info[:2])
+# tracebacks, so say it plainly instead.
+def check_versions():
+    fix = ("run the project's .venv/bin/python (`make setup` creates it with "
+           "Python 3.10/3.11 and numpy 1.23.5)")
+    if sys.version_info >= (3, 12):
+        raise UnsupportedStack("Theano 1.0.5 needs Python 3.10 or 3.11 (this is %d.%d): %s"
+                               % (sys.version_info[:2] + (fix,)))
+    try:
+        import numpy as np
+    except ImportError:
+        raise UnsupportedStack("numpy is not installed in %s: %s" % (sys.executable, fix))
+    if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
+        raise UnsupportedStack(
+            "numpy %s is too new for Theano 1.0.5 (numpy 1.24 removed np.bool and "
+            "np.complex): %s; in another environment install numpy==1.23.5"
+            % (np.__version__, fix))
 
-import numpy as np  # noqa: E402  (after the Python check on purpose)
-
-if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
-    raise ImportError(
-        "numpy %s is too new for Theano 1.0.5 (numpy 1.24 removed np.bool and "
-        "np.complex): install the pinned numpy==1.23.5 (`make setup`)" % np.__version__)
 
 # --- Shim 1: default Theano flags, without overriding the user's ------------
-# float32: the tutorial trained in float32 on the GPU (Theano's default is
-# float64, twice the memory traffic for no gain here).
 # blas.ldflags: with numpy >= 1.22, `import theano` crashes when blas.ldflags is
-# unset, because Theano probes numpy.distutils' `blas_opt_info`, which numpy
-# 1.22 removed. Naming the library explicitly skips the probe. Which library:
-# the OpenBLAS 0.3.34 of the scipy-openblas32 wheel (requirements.txt) when it
-# is installed, else the system's (-lopenblas, package libopenblas-dev).
-# Debian 12's OpenBLAS 0.3.21 (2022) does not know 2023+ CPUs (Sapphire and
-# Emerald Rapids, Zen 4/5) and falls back to its SSE3 "Prescott" kernels there:
-# 5-10x slower sgemm (bench/NOTES.md). The wheel's symbols carry a scipy_
-# prefix, so the names Theano's C code calls (sgemm_, ...) are renamed with -D
-# (Theano hands the words of blas.ldflags that are not -l/-L/-I to g++, and
-# adds an rpath for each -L).
-# optimizer_excluding: Theano's local_dot22_to_dot22scalar folds rmsprop's
-# learning rate into the weight-gradient GEMM, which then no longer matches
-# the plain GEMM rmsprop needs for g**2: each weight gradient was computed
-# twice (11 GEMMs per step instead of 8). Excluding it is the same math.
+# unset (AttributeError: ... no attribute 'blas_opt_info'), because Theano
+# probes numpy.distutils' blas_opt_info, which numpy 1.22 removed. Naming the
+# library explicitly skips the probe. Which library: the OpenBLAS 0.3.34 of the
+# scipy-openblas32 wheel (requirements.txt) when it is installed, else the
+# system's (-lopenblas, package libopenblas-dev). Debian 12's OpenBLAS 0.3.21
+# (2022) does not know 2023+ CPUs (Sapphire and Emerald Rapids, Zen 4/5) and
+# falls back to its SSE3 "Prescott" kernels there: 5-10x slower sgemm
+# (bench/NOTES.md). THEANO_FLAGS=blas.ldflags=-lopenblas picks the system's.
+# The wheel's symbols carry a scipy_ prefix, so the names Theano's C code calls
+# (sgemm_, ...) are renamed with -D (Theano hands the words of blas.ldflags
+# that are not -l/-L/-I to g++, and adds an rpath for each -L).
+# floatX=float32: the tutorial trained in float32 on the GPU (Theano's default
+# is float64, twice the memory traffic for no gain here).
 _BLAS_NAMES = ["%s%s_" % (t, f) for t in "sdcz" for f in (
     "gemm", "gemv", "ger", "gerc", "geru", "dot", "axpy", "copy", "scal", "swap",
     "symm", "syrk", "trsm")]
@@ -68,17 +108,8 @@ def default_blas_ldflags():
                     ["-D%s=scipy_%s" % (n, n) for n in _BLAS_NAMES])
 
 
-DEFAULT_FLAGS = {"floatX": "float32", "blas.ldflags": default_blas_ldflags(),
-                 "optimizer_excluding": "local_dot22_to_dot22scalar"}
-
-
-def _flags_from_env(env):
-    flags = {}
-    for item in env.get("THEANO_FLAGS", "").split(","):
-        key, sep, value = item.strip().partition("=")
-        if sep:
-            flags[key] = value
-    return flags
+def default_flags():
+    return {"floatX": "float32", "blas.ldflags": default_blas_ldflags()}
 
 
 def _from_theanorc(key, env):
@@ -100,8 +131,8 @@ def set_default_flags(env=os.environ):
     .theanorc; so a default is added only when neither the user's THEANO_FLAGS
     nor their .theanorc mentions that key.
     """
-    user = _flags_from_env(env)
-    missing = ["%s=%s" % (k, v) for k, v in DEFAULT_FLAGS.items()
+    user = flags_dict(env.get("THEANO_FLAGS", ""))
+    missing = ["%s=%s" % (k, v) for k, v in default_flags().items()
                if k not in user and _from_theanorc(k, env) is None]
     if missing:
         env["THEANO_FLAGS"] = ",".join(missing + [env.get("THEANO_FLAGS", "")]).rstrip(",")
@@ -113,7 +144,7 @@ def set_default_flags(env=os.environ):
 # refuses to import with a traceback. Its successor is the gpuarray backend,
 # device=cuda; gpuN becomes cudaN. (gpu_env.py then finds the CUDA libraries.)
 def translate_old_gpu_device(env=os.environ):
-    device = _flags_from_env(env).get("device") or _from_theanorc("device", env)
+    device = flags_dict(env.get("THEANO_FLAGS", "")).get("device") or _from_theanorc("device", env)
     if device and device.startswith("gpu") and device[3:].isdigit() or device == "gpu":
         new = "cuda" + device[3:]
         env["THEANO_FLAGS"] = ",".join(filter(None, [env.get("THEANO_FLAGS", ""),
@@ -198,7 +229,67 @@ def register_cache_shims():
     CLinker.cmodule_key_ = cmodule_key_
 
 
-set_default_flags()
-translate_old_gpu_device()
-register_downsample_shim()
-register_cache_shims()
+# --- When they are applied ---------------------------------------------------
+def before_theano():
+    """What must hold before Theano's configuration is read."""
+    check_versions()
+    set_default_flags()
+    translate_old_gpu_device()
+
+
+def after_theano():
+    """What patches Theano itself (idempotent)."""
+    register_downsample_shim()
+    register_cache_shims()
+
+
+def install():
+    """Apply every shim now, importing Theano (no-op when already done).
+
+    On a Python or numpy Theano cannot use, a program exits with one line on
+    stderr (a REPL gets UnsupportedStack, an ImportError). A Theano
+    imported before the shims, by a Python without the startup hook, cannot
+    be repaired in the same process."""
+    if "theano" not in sys.modules:
+        try:
+            before_theano()
+        except UnsupportedStack as e:
+            if hasattr(sys, "ps1") or sys.flags.interactive:
+                raise  # a REPL keeps running: a plain ImportError
+            raise SystemExit("error: %s" % e)  # a program: one line, exit status 1
+    import theano  # noqa: F401
+    after_theano()
+
+
+class _TheanoLoader(importlib.abc.Loader):
+    """Theano's own loader, with before_theano() and after_theano() around it."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        before_theano()
+        self.loader.exec_module(module)
+        after_theano()
+
+
+class _TheanoFinder(importlib.abc.MetaPathFinder):
+    """Finds `theano` as usual, then wraps its loader (once per process)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "theano":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _TheanoLoader(spec.loader)
+        return spec
+
+
+def install_import_hook():
+    """Apply the shims whenever Theano gets imported (called at interpreter
+    start by the .pth file that `make setup` puts into the venv)."""
+    if not any(isinstance(f, _TheanoFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TheanoFinder())

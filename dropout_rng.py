@@ -17,10 +17,9 @@ the same ``binomial(size, p=..., dtype=...)`` call, computed by one C loop:
   theano.function applies after each call, like MRG_RandomStreams' states.
   Two streams made by one RandomStreams get independent keys.
 
-Use it for every Lasagne DropoutLayer built afterwards::
-
-    import dropout_rng
-    dropout_rng.use_for_lasagne()      # before build_mlp()
+speedups.enable() makes every Lasagne DropoutLayer built afterwards use it
+(DropoutLayer calls lasagne.layers.noise.RandomStreams(seed), with a seed
+from lasagne.random.get_rng(), so seeding is unchanged).
 
 The math of dropout is unchanged (mask ~ Bernoulli(1 - p), input / (1 - p) *
 mask); only the random source differs. The same seed gives the same masks.
@@ -30,7 +29,7 @@ import theano
 import theano.tensor as T
 from theano.gof import Apply, Op
 
-__all__ = ["BernoulliMask", "RandomStreams", "use_for_lasagne", "bernoulli_mask_numpy"]
+__all__ = ["BernoulliMask", "RandomStreams", "bernoulli_mask_numpy"]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -221,12 +220,3 @@ class RandomStreams(object):
         rstate.default_update = new_rstate
         self.state_updates.append((rstate, new_rstate))
         return mask
-
-
-def use_for_lasagne():
-    """Make Lasagne's DropoutLayer (built from now on) draw masks from here.
-
-    DropoutLayer.__init__ calls lasagne.layers.noise.RandomStreams(seed) with
-    a seed from lasagne.random.get_rng(), so seeding is unchanged."""
-    import lasagne.layers.noise
-    lasagne.layers.noise.RandomStreams = RandomStreams

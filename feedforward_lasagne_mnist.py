@@ -2,7 +2,11 @@
 """Feedforward MNIST with Lasagne: the 2016 tutorial, running in 2026.
 
 A 500-300-10 multi-layer perceptron with 40 % dropout, trained with rmsprop
-on MNIST through Theano. From a REPL, exactly as the tutorial:
+on MNIST through Theano. The file reads in the tutorial's order: imports,
+load_data(), build_mlp(), iterate_minibatches(), run_network(); then the
+tutorial's exercises (loss history, retraining, get_class); then, below a
+banner, what the tutorial never had (checkpoints, prediction from image
+files, the command line). From a REPL, exactly as the tutorial:
 
     import feedforward_lasagne_mnist as flm
     data = flm.load_data()
@@ -17,47 +21,52 @@ import csv
 import os
 import platform
 import sys
-import tempfile
 import time
 import weakref
 import zipfile
 
-import numpy as np
+# The 2016 -> 2026 shims (compat.py) must be in place before Theano is first
+# imported. The project's .venv does it at interpreter start; this line does it
+# for any other Python, and refuses one that cannot run Theano 1.0.5.
+import compat
+compat.install()
 
-import compat  # noqa: F401  (before theano/lasagne: Theano defaults + 2026 shims)
+import numpy as np
 import theano
 import theano.tensor as T
 import lasagne
-import speedups  # noqa: F401  (faster dropout masks and elementwise loops, same math)
 from lasagne.updates import rmsprop
 from lasagne.layers import DenseLayer, DropoutLayer, InputLayer
 from lasagne.nonlinearities import rectify, softmax
 from lasagne.objectives import categorical_crossentropy
 from tqdm import tqdm
 
+import atomic_file
 import gpu_env
+import speedups
 from mnist_loader import load_data, MNISTError
 
-# The original code called the loader load_dataset(): keep that name working.
+# Faster CPU code paths for the same math (speedups.py; each one is listed in
+# the README). FLM_SPEEDUPS=0, or --no-speedups, runs stock Theano and Lasagne.
+if os.environ.get("FLM_SPEEDUPS", "1") != "0":
+    speedups.enable()
+
+
+# ############################# Loading the data #############################
+# load_data() comes from mnist_loader.py, which finds, verifies and if need be
+# downloads the four MNIST files. All that matters here is what it returns:
+#   X_train (50000, 1, 28, 28), y_train (50000,)
+#   X_val   (10000, 1, 28, 28), y_val   (10000,)
+#   X_test  (10000, 1, 28, 28), y_test  (10000,)
+# images as float32 in [0, 255/256], labels as uint8. The original code called
+# the loader load_dataset(): that name works too.
 load_dataset = load_data
 
 
-class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-
-class CheckpointError(ValueError):
-    """A model file that cannot be loaded into this network."""
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read."""
-
-
 # ##################### Build the neural network model #######################
-# build_mlp() only describes the forward pass: each layer takes the previous
-# one, and the output layer stands for a Theano expression of `input_var`.
-# Nothing is computed until the expressions are compiled in run_network().
+# Each layer takes the previous one: build_mlp() only says how the forward
+# pass transforms `input_var`, and l_out stands for the Theano expression of
+# the whole network. Nothing is computed until run_network() compiles it.
 def build_mlp(input_var=None):
     l_in = InputLayer(shape=(None, 1, 28, 28), input_var=input_var)
 
@@ -80,8 +89,9 @@ def build_mlp(input_var=None):
 
 
 # ############################# Batch iterator ###############################
-# A generator of (inputs, targets) minibatches, optionally in random order.
-# A last batch smaller than `batchsize` is dropped, as in the tutorial.
+# A generator of (inputs, targets) minibatches of `batchsize` examples,
+# shuffled or in order, so that an epoch walks through the data without
+# copying it all. A last batch smaller than `batchsize` is dropped.
 def iterate_minibatches(inputs, targets, batchsize, shuffle=False):
     if len(inputs) != len(targets):
         raise ValueError("iterate_minibatches: %d inputs but %d targets; they must "
@@ -97,100 +107,61 @@ def iterate_minibatches(inputs, targets, batchsize, shuffle=False):
         yield inputs[excerpt], targets[excerpt]
 
 
-# ########################## One pass over the data ##########################
-# train() feeds every shuffled batch to train_fn, which updates the weights
-# and returns the batch's loss; test() feeds batches in order to val_fn,
-# which only evaluates. Both average over batches, as the tutorial does.
-def train(train_fn, X, y, batch_size, progress=False):
-    batches = tqdm(iterate_minibatches(X, y, batch_size, shuffle=True),
-                   total=len(X) // batch_size, unit="batch", leave=False,
-                   disable=not progress, file=sys.stdout)
-    return [float(train_fn(inputs, targets)) for inputs, targets in batches]
-
-
-def test(val_fn, X, y, batch_size):
-    err = acc = batches = 0
-    for inputs, targets in iterate_minibatches(X, y, batch_size, shuffle=False):
-        batch_err, batch_acc = val_fn(inputs, targets)
-        err += batch_err
-        acc += batch_acc
-        batches += 1
-    return err / batches, acc / batches
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def describe_backend():
-    """The device and BLAS Theano really uses (a GPU asked for must be active)."""
-    if theano.config.device.startswith(("cuda", "gpu")):
-        device = "GPU " + gpu_env.gpu_in_use()
-    else:
-        device = "CPU " + cpu_name()
-    blas = [w for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]
-    return ("Device: {} ({}), floatX={}, BLAS: {}".format(
-        device, theano.config.device, theano.config.floatX,
-        " ".join(blas) or "none (numpy fallback)"))
-
-
-def seed_rngs(seed):
-    """Seeds the shuffling, the initial weights and the dropout masks."""
-    np.random.seed(seed)
-    lasagne.random.set_rng(np.random.RandomState(seed))
-
-
 # ############################## Main program ################################
-# run_network() loads the data, builds the network (or continues training
-# the one given), compiles the two Theano functions, trains, validates every
-# epoch and tests at the end. It runs in a try/except so that Ctrl-C returns
-# the network trained so far (with network.interrupted set). Each epoch's
-# numbers are appended to `network.history` (a dict of lists, see record()).
+# run_network() is where the training happens. It loads the data, builds the
+# network, declares the Theano expressions of the losses and of the updates,
+# compiles them into train_fn and val_fn, then runs the epoch and batch loops
+# in plain sight (change anything you like in them), and tests the network.
+# It runs inside a try/except, so Ctrl-C returns the network trained so far.
+#
+# What the port adds, a line or two each inside the same structure:
+#   network=...        continue training a given network (the retraining
+#                      exercise; Lasagne keeps its weights, rmsprop restarts),
+#   batch_size, learning_rate   the tutorial's 500 and 0.001 by default,
+#   seed=...           the same weights, shuffling and dropout masks each run,
+#   progress=...       a progress bar over the batches, on stderr (default:
+#                      when stderr is a terminal),
+#   data_dir, limit    where the MNIST files are; train on the first `limit`
+#                      training examples only,
+#   network.history    each epoch's numbers (the loss-history exercise),
+#   TrainingDiverged   raised when the training loss is no longer finite,
+#   and the device and compile time, on stderr (stdout is the tutorial's).
 def run_network(data=None, num_epochs=20, network=None, batch_size=500,
                 learning_rate=0.001, seed=None, progress=None, data_dir=None,
                 limit=None):
-    if progress is None:
-        progress = sys.stdout.isatty()
     try:
-        # Loading the data
+        # Loading the data: pass data=load_data() to skip it in a REPL
         global_start_time = time.time()
         print('Loading data...')
         if data is None:
             X_train, y_train, X_val, y_val, X_test, y_test = load_data(data_dir)
         else:
             X_train, y_train, X_val, y_val, X_test, y_test = data
-        if limit:  # a quick run on the first `limit` training examples
+        if limit:
             X_train, y_train = X_train[:limit], y_train[:limit]
-        smallest = min(len(X_train), len(X_val), len(X_test))
-        if batch_size > smallest:
-            raise ValueError("batch size {} is larger than the smallest data set ({} "
-                             "examples): no full batch".format(batch_size, smallest))
+        check_batch_size(batch_size, len(X_train), len(X_val), len(X_test))
         if seed is not None:
             seed_rngs(seed)
 
-        # Building the Theano expressions: a 4D tensor for a batch of images
-        # goes through the network; an int32 vector holds their labels.
+        # Creating the Theano variables
+        input_var = T.tensor4('inputs')
+        target_var = T.ivector('targets')
+
+        # Building the Theano expressions on these variables. A network being
+        # retrained already has its own input variable: use that one.
         if network is None:
-            input_var = T.tensor4('inputs')
             network = build_mlp(input_var)
         else:
             input_var = lasagne.layers.get_all_layers(network)[0].input_var
         network.interrupted = False
-        target_var = T.ivector('targets')
 
-        # The training loss uses dropout; the test expressions pass
-        # deterministic=True, which turns dropout off.
+        # The training loss, with dropout ...
         prediction = lasagne.layers.get_output(network)
         loss = categorical_crossentropy(prediction, target_var)
         loss = loss.mean()
 
+        # ... and the test loss and accuracy: deterministic=True turns the
+        # dropout off, since we evaluate the network rather than train it.
         test_prediction = lasagne.layers.get_output(network,
                                                     deterministic=True)
         test_loss = categorical_crossentropy(test_prediction, target_var)
@@ -198,48 +169,83 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
         test_acc = T.mean(T.eq(T.argmax(test_prediction, axis=1), target_var),
                           dtype=theano.config.floatX)
 
-        # rmsprop derives the gradients of `loss` w.r.t. the weights and
-        # biases and returns the update expressions for them.
+        # The trainable parameters (3 weight matrices, 3 bias vectors) and
+        # rmsprop's update expressions for them, derived from the loss.
         params = lasagne.layers.get_all_params(network, trainable=True)
         updates = rmsprop(loss, params, learning_rate=learning_rate)
 
-        # Compiling the graph: Theano optimises it and generates C code.
+        # Compiling the graph by declaring the Theano functions: train_fn
+        # returns the loss of a batch and applies the updates; val_fn only
+        # evaluates (validation and test data).
         compile_start = time.time()
         train_fn = theano.function([input_var, target_var],
                                    loss, updates=updates)
         val_fn = theano.function([input_var, target_var],
                                  [test_loss, test_acc])
-        print(describe_backend())
-        print("Compiled train_fn and val_fn in {:.2f}s".format(
-            time.time() - compile_start))
+        log(describe_backend())
+        log("Compiled train_fn and val_fn in {:.2f}s".format(time.time() - compile_start))
 
+        # The epoch loop: each time through the whole training data, then
+        # the validation data
         print("Starting training...")
         for epoch in range(num_epochs):
+
+            # Going over the training data
+            train_err = 0
+            train_batches = 0
+            batch_losses = []
             start_time = time.time()
-            batch_losses = train(train_fn, X_train, y_train, batch_size, progress)
-            train_err = np.mean(batch_losses)
+            for batch in progress_bar(iterate_minibatches(X_train, y_train,
+                                                          batch_size, shuffle=True),
+                                      len(X_train) // batch_size, progress):
+                inputs, targets = batch
+                batch_err = train_fn(inputs, targets)
+                train_err += batch_err
+                train_batches += 1
+                batch_losses.append(float(batch_err))
             if not np.isfinite(train_err):
                 raise TrainingDiverged(
                     "training diverged in epoch {}: the training loss is {} "
                     "(learning rate {} too high?); stopped".format(
-                        epoch + 1, train_err, learning_rate))
-            val_err, val_acc = test(val_fn, X_val, y_val, batch_size)
+                        epoch + 1, train_err / train_batches, learning_rate))
+
+            # Going over the validation data
+            val_err = 0
+            val_acc = 0
+            val_batches = 0
+            for batch in iterate_minibatches(X_val, y_val, batch_size, shuffle=False):
+                inputs, targets = batch
+                err, acc = val_fn(inputs, targets)
+                val_err += err
+                val_acc += acc
+                val_batches += 1
             epoch_time = time.time() - start_time
-            record(network, train_err, val_err, val_acc, epoch_time, batch_losses)
+            record(network, train_err / train_batches, val_err / val_batches,
+                   val_acc / val_batches, epoch_time, batch_losses)
 
             # Then we print the results for this epoch:
             print("Epoch {} of {} took {:.3f}s".format(
                 epoch + 1, num_epochs, epoch_time))
-            print("training loss:\t\t{:.6f}".format(train_err))
-            print("validation loss:\t\t{:.6f}".format(val_err))
-            print("validation accuracy:\t\t{:.2f} %".format(val_acc * 100))
+            print("training loss:\t\t{:.6f}".format(train_err / train_batches))
+            print("validation loss:\t\t{:.6f}".format(val_err / val_batches))
+            print("validation accuracy:\t\t{:.2f} %".format(
+                val_acc / val_batches * 100))
 
         # Now that the training is over, let's test the network:
-        test_err, test_acc = test(val_fn, X_test, y_test, batch_size)
-        print("Final results in {} seconds:".format(
+        test_err = 0
+        test_acc = 0
+        test_batches = 0
+        for batch in iterate_minibatches(X_test, y_test, batch_size, shuffle=False):
+            inputs, targets = batch
+            err, acc = val_fn(inputs, targets)
+            test_err += err
+            test_acc += acc
+            test_batches += 1
+        print("Final results in {0} seconds:".format(
             time.time() - global_start_time))
-        print("  test loss:\t\t\t{:.6f}".format(test_err))
-        print("  test accuracy:\t\t{:.2f} %".format(test_acc * 100))
+        print("  test loss:\t\t\t{:.6f}".format(test_err / test_batches))
+        print("  test accuracy:\t\t{:.2f} %".format(
+            test_acc / test_batches * 100))
         return network
     except KeyboardInterrupt:
         print("\nInterrupted: returning the network trained so far.")
@@ -248,9 +254,16 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
         return network
 
 
-# ################################ History ###################################
-# The tutorial's first exercise: a loss history, like the Keras sibling's
-# LossHistory callback. Retraining a network appends to its history.
+# ############################################################################
+#                          The tutorial's exercises
+# ############################################################################
+
+# ---------------------------------------------------------------- Loss history
+# The first exercise: the Keras sibling's LossHistory callback. No callback is
+# needed here, the loops are ours: run_network() calls record() once per
+# epoch, and every network it trains carries `network.history`, a dict of
+# lists (one entry per epoch, and every batch's loss in "batch_loss").
+# Retraining a network appends to its history.
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "epoch_time")
 
 
@@ -264,34 +277,12 @@ def record(network, train_err, val_err, val_acc, epoch_time, batch_losses):
     history["batch_loss"].extend(batch_losses)
 
 
-def atomic_write(path, write, mode="wb"):
-    """Write through a temporary file in the same directory, then rename:
-    a crash or an error never leaves a partial file at `path`."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                   prefix=".tmp-", suffix=os.path.basename(path))
-    except OSError as e:
-        raise OSError("{}: cannot write there ({})".format(path, e.strerror or e))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private (0600)
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException as e:
-        os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OSError("{}: cannot write ({})".format(path, e.strerror or e))
-        raise
-
-
 def save_history(history, path):
     def write(f):
         out = csv.writer(f)
         out.writerow(HISTORY_COLUMNS)
         out.writerows(zip(*(history[k] for k in HISTORY_COLUMNS)))
-    atomic_write(path, write, mode="w")
+    atomic_file.write(path, write, mode="w")
 
 
 def plot_history(history, path):
@@ -311,11 +302,118 @@ def plot_history(history, path):
     ax_acc.set(xlabel="epoch", ylabel="%", title="Validation accuracy")
     ax_acc.grid(alpha=0.3)
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_file.write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 
-# ########################### Saving and loading #############################
+# ----------------------------------------------------------- Retraining
+# The second exercise: run_network(data=data, network=network) trains the
+# given network further (its weights as they are, a fresh rmsprop state).
+
+# ------------------------------------------------------ Quick Exercise
+# get_class(network, example): the digit the network sees in one (1, 28, 28)
+# example. The prediction function is compiled once per network and kept
+# while the network lives.
+_predict_fns = weakref.WeakKeyDictionary()
+
+
+def predict_proba(network, examples):
+    """Class probabilities, shape (N, 10), for examples of shape (N, 1, 28, 28)."""
+    fn = _predict_fns.get(network)
+    if fn is None:
+        input_var = lasagne.layers.get_all_layers(network)[0].input_var
+        fn = theano.function([input_var], lasagne.layers.get_output(
+            network, deterministic=True))
+        _predict_fns[network] = fn
+    return fn(np.asarray(examples, dtype=theano.config.floatX))
+
+
+def get_class(network, example):
+    """The predicted digit for one (1, 28, 28) example."""
+    return int(np.argmax(predict_proba(network, np.asarray(example)[np.newaxis])[0]))
+
+
+# ############################################################################
+#                       Beyond the tutorial (2026)
+# What a training script is expected to offer today. Nothing above needs it
+# to be read; run_network() calls the helpers of the first part.
+# ############################################################################
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be loaded into this network."""
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read."""
+
+
+# ------------------------------------------------- Helpers of run_network()
+def log(message):
+    """Everything that is not the tutorial's output goes to stderr."""
+    print(message, file=sys.stderr)
+
+
+def progress_bar(batches, total, progress=None):
+    """The batches, with a progress bar on stderr when `progress` (default:
+    when stderr is a terminal); it disappears at the end of the epoch."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return tqdm(batches, total=total, unit="batch", leave=False,
+                disable=not progress, file=sys.stderr)
+
+
+def batch_size_problem(batch_size, *set_sizes):
+    """Why `batch_size` cannot work with data sets of these sizes, or None."""
+    if batch_size < 1:
+        return "batch size {} is not a positive number".format(batch_size)
+    if batch_size > min(set_sizes):
+        return ("batch size {} is larger than the smallest data set ({} examples): "
+                "no full batch".format(batch_size, min(set_sizes)))
+    return None
+
+
+def check_batch_size(batch_size, *set_sizes):
+    problem = batch_size_problem(batch_size, *set_sizes)
+    if problem:
+        raise ValueError(problem)
+
+
+def seed_rngs(seed):
+    """Seeds the shuffling, the initial weights and the dropout masks: numpy's
+    global RNG and Lasagne's, from which each layer draws its own."""
+    np.random.seed(seed)
+    lasagne.random.set_rng(np.random.RandomState(seed))
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def describe_backend():
+    """The device and BLAS Theano really uses (a GPU asked for must be active)."""
+    if compat.is_gpu_device(theano.config.device):
+        device = "GPU " + gpu_env.gpu_in_use()
+    else:
+        device = "CPU " + cpu_name()
+    blas = [w for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]
+    return ("Device: {} ({}), floatX={}, BLAS: {}, speed-ups: {}".format(
+        device, theano.config.device, theano.config.floatX,
+        " ".join(blas) or "none (numpy fallback)",
+        "on" if speedups.enabled() else "off (stock Theano/Lasagne)"))
+
+
+# ------------------------------------------------------------- Checkpoints
 # Only the parameter values are stored, in a plain .npz (no pickle), with the
 # architecture's layer sizes so that a file of another network is refused.
 ARCHITECTURE = "784-500-300-10"
@@ -324,8 +422,8 @@ ARCHITECTURE = "784-500-300-10"
 def save_network(network, path):
     values = lasagne.layers.get_all_param_values(network)
     arrays = {"param_%d" % i: v for i, v in enumerate(values)}
-    atomic_write(path, lambda f: np.savez(f, architecture=np.array(ARCHITECTURE),
-                                          **arrays))
+    atomic_file.write(path, lambda f: np.savez(f, architecture=np.array(ARCHITECTURE),
+                                               **arrays))
 
 
 def load_network(path, input_var=None):
@@ -358,28 +456,7 @@ def load_network(path, input_var=None):
     return network
 
 
-# ############################### Prediction #################################
-# The tutorial's Quick Exercise. The prediction function is compiled once per
-# network and kept while the network lives.
-_predict_fns = weakref.WeakKeyDictionary()
-
-
-def predict_proba(network, examples):
-    """Class probabilities, shape (N, 10), for examples of shape (N, 1, 28, 28)."""
-    fn = _predict_fns.get(network)
-    if fn is None:
-        input_var = lasagne.layers.get_all_layers(network)[0].input_var
-        fn = theano.function([input_var], lasagne.layers.get_output(
-            network, deterministic=True))
-        _predict_fns[network] = fn
-    return fn(np.asarray(examples, dtype=theano.config.floatX))
-
-
-def get_class(network, example):
-    """The predicted digit for one (1, 28, 28) example."""
-    return int(np.argmax(predict_proba(network, np.asarray(example)[np.newaxis])[0]))
-
-
+# -------------------------------------------------- Prediction from images
 def load_image(path):
     """Any image file -> a (1, 28, 28) example: grayscale, white digit on black."""
     from PIL import Image
@@ -400,7 +477,7 @@ def load_image(path):
     return (pixels / np.float32(256)).reshape(1, 28, 28)
 
 
-# ############################ Command line ##################################
+# ------------------------------------------------------------ Command line
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Train the 2016 Lasagne tutorial's MLP (500-300-10, dropout .4, "
@@ -412,7 +489,8 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=0.001,
                         help="rmsprop learning rate (default: 0.001)")
     parser.add_argument("--seed", type=int, metavar="S",
-                        help="seed numpy and Lasagne's RNG: same seed, same losses (CPU)")
+                        help="seed numpy and Lasagne's RNG: same seed, same losses "
+                             "(default: none)")
     parser.add_argument("--device", choices=("cpu", "cuda"),
                         help="where Theano runs; cuda uses the gpuarray backend "
                              "(default: as THEANO_FLAGS/.theanorc say, else cpu)")
@@ -420,7 +498,7 @@ def parse_args(argv=None):
                         help="directory with the MNIST files (default: $MNIST_DATA_DIR, "
                              "else the project's data/mnist)")
     parser.add_argument("--limit", type=int, metavar="N",
-                        help="train on the first N training examples only (a quick run)")
+                        help="train on the first N training examples only (default: all)")
     parser.add_argument("--save-model", metavar="PATH",
                         help="save the trained parameters to PATH (.npz)")
     parser.add_argument("--load-model", metavar="PATH",
@@ -433,36 +511,44 @@ def parse_args(argv=None):
                         help="print the digit in each image (needs --load-model); "
                              "no training")
     parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar (it is shown only on a terminal anyway)")
+                        help="no progress bar (default: one on stderr when it is a terminal)")
+    parser.add_argument("--no-speedups", action="store_true",
+                        help="stock Theano/Lasagne code paths, as FLM_SPEEDUPS=0 "
+                             "(default: speed-ups on)")
     args = parser.parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1 or not 0 < args.lr < float("inf"):
-        parser.error("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
-    if args.batch_size > 10000:
-        parser.error("--batch-size {} is larger than the validation and test sets "
-                     "(10,000 examples): no full batch".format(args.batch_size))
-    if args.limit is not None and args.limit < args.batch_size:
-        parser.error("--limit {} is smaller than --batch-size {}: no full batch to "
-                     "train on".format(args.limit, args.batch_size))
+    if args.epochs < 0 or not 0 < args.lr < float("inf"):
+        parser.error("--epochs must be >= 0 and --lr > 0")
+    problem = batch_size_problem(args.batch_size, args.limit or 50000, 10000, 10000)
+    if problem:
+        parser.error("--batch-size {}{}: {}".format(
+            args.batch_size, "" if args.limit is None else " --limit %d" % args.limit, problem))
     outputs = [(o, getattr(args, o)) for o in ("save_model", "history", "plot")
                if getattr(args, o)]
     if args.predict and not args.load_model:
         parser.error("--predict needs --load-model PATH (train one with --save-model)")
     if args.predict and outputs:
         parser.error("--predict does not train: it writes no --save-model/--history/--plot")
+    seen = {}  # two outputs on one file would leave only the last one
+    if args.load_model:
+        seen[os.path.realpath(args.load_model)] = "load_model"
     for option, path in outputs:  # checked now rather than after the training
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            parser.error("--{} {}: cannot write there ({})".format(
-                option.replace("_", "-"), path,
-                "a directory" if os.path.isdir(path) else
-                "no directory " + folder if not os.path.isdir(folder) else
-                "directory not writable"))
+        flag = "--" + option.replace("_", "-")
+        problem = atomic_file.problem(path)
+        if problem:
+            parser.error("{} {}: cannot write there ({})".format(flag, path, problem))
+        other = seen.get(os.path.realpath(path))
+        if other and (other, option) != ("load_model", "save_model"):
+            parser.error("{} {}: the same file as --{}; give each output its own "
+                         "file".format(flag, path, other.replace("_", "-")))
+        seen[os.path.realpath(path)] = option
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    on_gpu = theano.config.device.startswith(("cuda", "gpu"))
+    if args.no_speedups:
+        speedups.disable()
+    on_gpu = compat.is_gpu_device(theano.config.device)
     if args.device == "cpu" and on_gpu:
         raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
                          "device={}".format(theano.config.device))
@@ -495,11 +581,11 @@ def main(argv=None):
             if args.plot:
                 plot_history(history, args.plot)
         elif args.save_model or args.history or args.plot:
-            print("no epoch completed: nothing written", file=sys.stderr)
+            log("no epoch completed: nothing written")
         if network is None or network.interrupted:
             sys.exit(130)  # as a shell reports a Ctrl-C
     except KeyboardInterrupt:
-        print("\nInterrupted.", file=sys.stderr)
+        log("\nInterrupted.")
         sys.exit(130)
     except (MNISTError, CheckpointError, ImageError, TrainingDiverged,
             gpu_env.GpuEnvError, OSError, ValueError) as e:

@@ -40,6 +40,8 @@ import sys
 import sysconfig
 from collections import namedtuple
 
+import compat
+
 __all__ = ["GpuEnvError", "CudaLibs", "discover", "check_build_requirements",
            "make_links", "cuda_environment", "reexec_with_cuda", "gpu_in_use",
            "MARKER"]
@@ -419,7 +421,7 @@ def _env_dirs(env, *names):
 def check_build_requirements(env=None, include_dirs=None, library_dirs=None,
                              python_include=None, pygpu_dir=None, which=shutil.which):
     env = os.environ if env is None else env
-    flags = _parse_flags(env.get("THEANO_FLAGS", ""))
+    flags = compat.parse_flags(env.get("THEANO_FLAGS", ""))
     cxx = dict(flags).get("cxx", "g++")
     if not cxx or not which(cxx.split()[0], path=env.get("PATH", os.defpath)):
         raise GpuEnvError("no C++ compiler %r on PATH: Theano compiles its GPU ops with it "
@@ -493,22 +495,21 @@ def make_links(link_dir, targets):
 
 # --------------------------------------------------------------- environment
 
-def _parse_flags(text):
-    """THEANO_FLAGS as [(key, value)]; entries without '=' kept as (entry, None)."""
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if item:
-            key, sep, value = item.partition("=")
-            out.append((key.strip(), value if sep else None))
-    return out
+def cuda_device(user_flags):
+    """The CUDA device to use: cudaN (or the 2016 gpuN) as THEANO_FLAGS say,
+    else cuda; any other device (OpenCL's openclN:M) is refused."""
+    device = compat.flags_dict(user_flags).get("device") or "cpu"
+    cuda = re.match(r"^(cuda|gpu)(\d*)$", device)
+    if compat.is_gpu_device(device) and not cuda:
+        raise GpuEnvError("device=%s: only Theano's CUDA backend is set up here (device=cuda "
+                          "or cudaN); change THEANO_FLAGS or .theanorc" % device)
+    return "cuda" + cuda.group(2) if cuda else "cuda"
 
 
 def gpu_theano_flags(user_flags, compiledir):
     """Our GPU flags first, then the user's entries that don't conflict."""
-    user = _parse_flags(user_flags)
-    device = dict(user).get("device") or ""
-    ours = [("device", device if re.match(r"^cuda\d*$", device) else "cuda"),
+    user = compat.parse_flags(user_flags)
+    ours = [("device", cuda_device(user_flags)),
             ("floatX", "float32"), ("dnn.enabled", "False"),
             ("base_compiledir", compiledir)]
     kept = [(k, v) for k, v in user if k not in OWNED_FLAGS + DROPPED_FLAGS]
@@ -546,6 +547,7 @@ def _prepare(env, link_dir, compiledir, check_build, **search_roots):
     env = dict(os.environ if env is None else env)
     build_keys = ("include_dirs", "library_dirs", "python_include", "pygpu_dir", "which")
     build_args = {k: search_roots.pop(k) for k in build_keys if k in search_roots}
+    cuda_device(env.get("THEANO_FLAGS", ""))  # an OpenCL device: say so before looking
     libs = discover(env, **search_roots)
     if check_build:
         check_build_requirements(env, **build_args)
@@ -578,7 +580,7 @@ def reexec_with_cuda(argv=None, env=None, execve=os.execve, **search_roots):
     if env.get(MARKER):
         theano = sys.modules.get("theano")
         device = getattr(getattr(theano, "config", None), "device", "cuda")
-        if not str(device).startswith("cuda"):
+        if not compat.is_gpu_device(device):
             raise GpuEnvError(
                 "already re-executed with the CUDA environment (%s=%s) but Theano's device "
                 "is %r: THEANO_FLAGS was overridden (unset %s to start over)"
@@ -601,14 +603,14 @@ def gpu_in_use(theano_module=None):
     """The name of the GPU Theano computes on, after `import theano`.
 
     Returns None when Theano was not asked for a GPU (device=cpu). When it was
-    (device=cuda*) but pygpu did not initialise -- Theano then only logs
+    (any other device) but pygpu did not initialise -- Theano then only logs
     "Could not initialize pygpu, support disabled" and runs on the CPU --
     raises GpuEnvError with pygpu's own reason.
     """
     if theano_module is None:
         import theano as theano_module
     device = theano_module.config.device
-    if not device.startswith("cuda"):
+    if not compat.is_gpu_device(device):
         return None
     ga = getattr(theano_module, "gpuarray", None)
     if ga is None:  # a submodule: imported by `import theano`, but be sure

@@ -21,13 +21,14 @@ import json
 import math
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 
 import numpy as np
 from tqdm import tqdm
+
+import atomic_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENDORED_DIR = os.path.join(HERE, "data", "mnist")
@@ -211,7 +212,8 @@ def verified_bytes(data_dir, name, download, trust_stamp=True, mirrors=None):
 
 
 def read_idx_bytes(path, gz=None, label=None):
-    """The decompressed content of a .gz file, or the bytes of a raw one."""
+    """The decompressed content of a .gz file, or the bytes of a raw one
+    (`path` may be an open binary file when gz is True)."""
     gz = path.endswith(".gz") if gz is None else gz
     label = label or path
     try:
@@ -277,7 +279,7 @@ def save_stamp(data_dir, path, stamp):
                 continue
             stamps = read_stamps(stamp_file)
             stamps[path] = stamp
-            write_atomically(stamp_file, json.dumps(stamps).encode())
+            atomic_file.write(stamp_file, lambda f: f.write(json.dumps(stamps).encode()))
             return
         except OSError:
             continue
@@ -286,17 +288,6 @@ def save_stamp(data_dir, path, stamp):
 def writable(directory):
     # root ignores permission bits: still honour a directory marked read-only.
     return os.access(directory, os.W_OK) and bool(os.stat(directory).st_mode & 0o222)
-
-
-def write_atomically(path, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # ############################### IDX format #################################
@@ -332,8 +323,8 @@ def parse_idx(raw, name="IDX data"):
 
 # ################################ Download ##################################
 # Each mirror in turn until one serves a verified file: stream it into a
-# temporary file in the target directory, check it, and only then
-# os.replace() it into place, so no partial or unverified file is ever left.
+# temporary file in the target directory, check it, and only then rename it
+# into place (atomic_file), so no partial or unverified file is ever left.
 def fetch(data_dir, name, dest=None, mirrors=None):
     """Download name.gz into data_dir (or over dest, a corrupt raw IDX file or
     .gz); returns (path, decompressed content, url)."""
@@ -345,45 +336,42 @@ def fetch(data_dir, name, dest=None, mirrors=None):
         path = os.path.dirname(path)
     try:
         os.makedirs(data_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".%s.gz." % name, suffix=".part")
-        os.close(fd)
     except OSError as e:
         raise MNISTError("cannot write into %s (%s)" % (data_dir, e))
     failures = []
-    try:
-        for mirror in MIRRORS if mirrors is None else mirrors:
-            url = mirror.rstrip("/") + "/" + name + ".gz"
-            try:
-                content = check_download(name, tmp, http_get(url, tmp))
-            except MNISTError as e:
-                failures.append("%s (%s)" % (url, e))
-                continue
-            try:
-                if not dest.endswith(".gz"):  # replacing a raw IDX file: keep it raw
-                    with open(tmp, "wb") as f:
-                        f.write(content)
-                os.chmod(tmp, 0o644)  # mkstemp made it private; data is for everyone
-                os.replace(tmp, dest)
-            except OSError as e:
-                raise MNISTError("cannot write %s (%s)" % (dest, e))
-            save_stamp(data_dir, dest, stamp_of(dest, name))
-            return dest, content, url
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    for mirror in MIRRORS if mirrors is None else mirrors:
+        url = mirror.rstrip("/") + "/" + name + ".gz"
+        received = []
+
+        def download(f):
+            content = check_download(name, f, http_get(url, f))
+            if not dest.endswith(".gz"):  # replacing a raw IDX file: keep it raw
+                f.seek(0)
+                f.truncate()
+                f.write(content)
+            os.fchmod(f.fileno(), 0o644)  # data is for everyone
+            received.append(content)
+        try:
+            atomic_file.write(dest, download, mode="w+b")
+        except MNISTError as e:
+            failures.append("%s (%s)" % (url, e))
+            continue
+        except OSError as e:
+            raise MNISTError("cannot write %s (%s)" % (dest, e))
+        save_stamp(data_dir, dest, stamp_of(dest, name))
+        return dest, received[0], url
     for folder in created:  # deepest first; a mistyped --data-dir leaves nothing behind
         os.rmdir(folder)
     raise MNISTError("tried %s" % ("; ".join(failures) or "no mirror"))
 
 
-def http_get(url, path):
-    """Stream url into path; returns the SHA-256 of what was received."""
+def http_get(url, out):
+    """Stream url into the open file `out`; returns the SHA-256 of what was received."""
     sha = hashlib.sha256()
     received = 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response, \
-                open(path, "wb") as out:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             length = response.headers.get("Content-Length")
             length = int(length) if length and length.isdigit() else None
             with tqdm(total=length, unit="B", unit_scale=True, leave=False,
@@ -410,10 +398,13 @@ def http_get(url, path):
     return sha.hexdigest()
 
 
-def check_download(name, path, archive_digest):
-    """The decompressed content of a downloaded .gz, or MNISTError if it is not
-    the original archive and its content is not the official file either."""
-    content = read_idx_bytes(path, gz=True, label="not a valid .gz")
+def check_download(name, f, archive_digest):
+    """The decompressed content of a downloaded .gz (the open file f), or
+    MNISTError if it is not the original archive and its content is not the
+    official file either."""
+    f.flush()
+    f.seek(0)
+    content = read_idx_bytes(f, gz=True, label="not a valid .gz")
     if archive_digest == GZ_SHA256.get(name):
         return content  # the original archive, byte for byte
     actual = sha256_hex(content)

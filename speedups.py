@@ -1,19 +1,32 @@
-"""Faster training on the CPU, with the same math: import after theano.
+"""Faster CPU training with the same math: a visible, switchable layer.
 
-    import speedups  # noqa: F401
+    import speedups
+    speedups.enable()     # feedforward_lasagne_mnist does this unless FLM_SPEEDUPS=0
+    speedups.disable()    # back to stock Theano 1.0.5 / Lasagne 0.1 code paths
 
-Two changes, each measured in bench/NOTES.md:
+What each one replaces, and what it changes numerically (measured in
+bench/NOTES.md; listed in the README, "What runs differently for speed"):
 
 1. Dropout masks come from dropout_rng (one C loop, SplitMix64) instead of
    Theano's MRG_RandomStreams, whose CPU op made one float at a time: a third
    of the training time. Same dropout (Bernoulli(1 - p) masks, kept units
-   scaled by 1 / (1 - p)), same seeding through lasagne.random.get_rng(). On
-   a GPU Theano's own generator stays (the C op would run on the CPU).
-2. Scalar constants (rmsprop's epsilon, dropout's 1 / 0.6) are moved into the
+   scaled by 1 / (1 - p)), seeded from lasagne.random.get_rng() as before, but
+   a seed gives other masks than stock Lasagne. Only for DropoutLayers built
+   while enabled, and only on the CPU (on a GPU, Theano's own generator runs
+   there; this op would not).
+2. Theano's local_dot22_to_dot22scalar rewrite is left out: it folds rmsprop's
+   learning rate into the weight-gradient GEMM, which then no longer matches
+   the plain GEMM rmsprop needs for g**2, so every weight gradient was
+   computed twice (11 GEMMs per step instead of 8). The learning rate is then
+   applied by the elementwise update instead of inside the GEMM: equal up to
+   float32 rounding.
+3. Scalar constants (rmsprop's epsilon, dropout's 1 / 0.6) are moved into the
    fused elementwise loops as C literals. Left as (1, 1) broadcast inputs, they
    send Theano 1.0.5's loop down its generic strided path, ~10x slower than
    the contiguous one. Same operations in the same order; results agree to
    float32 rounding (a C literal may be evaluated in double precision).
+
+2 and 3 apply to every function compiled while enabled.
 """
 import numpy as np
 import theano
@@ -21,11 +34,13 @@ from theano import scalar
 from theano.gof import graph
 from theano.gof.opt import in2out, local_optimizer
 from theano.tensor import Elemwise, TensorConstant
+from theano.tensor.blas import blas_optdb
+import lasagne.layers.noise
 
+import compat
 import dropout_rng
 
-if not theano.config.device.startswith(("cuda", "gpu")):
-    dropout_rng.use_for_lasagne()
+STOCK_RANDOM_STREAMS = lasagne.layers.noise.RandomStreams
 
 
 @local_optimizer([Elemwise])
@@ -57,7 +72,35 @@ def local_inline_broadcast_constants(node):
     return out
 
 
-# After fusion (49 in optdb), before the inplace optimisations (75).
+# After fusion (49 in optdb), before the inplace optimisations (75). Registered
+# without a tag: enable() adds "fast_run", the tag the default mode selects.
 if "inline_broadcast_constants" not in theano.compile.optdb:
     theano.compile.optdb.register("inline_broadcast_constants",
-                                  in2out(local_inline_broadcast_constants), 49.5, "fast_run")
+                                  in2out(local_inline_broadcast_constants), 49.5)
+
+_enabled = False
+
+
+def enabled():
+    return _enabled
+
+
+def enable():
+    global _enabled
+    if _enabled:
+        return
+    if not compat.is_gpu_device(theano.config.device):
+        lasagne.layers.noise.RandomStreams = dropout_rng.RandomStreams
+    theano.compile.optdb.add_tags("inline_broadcast_constants", "fast_run")
+    blas_optdb.remove_tags("local_dot22_to_dot22scalar", "fast_run")
+    _enabled = True
+
+
+def disable():
+    global _enabled
+    if not _enabled:
+        return
+    lasagne.layers.noise.RandomStreams = STOCK_RANDOM_STREAMS
+    theano.compile.optdb.remove_tags("inline_broadcast_constants", "fast_run")
+    blas_optdb.add_tags("local_dot22_to_dot22scalar", "fast_run")
+    _enabled = False

@@ -6,8 +6,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import compat  # noqa: E402,F401  (before any test imports theano: flags and shims)
-
 
 @pytest.fixture(scope="session")
 def mnist():

@@ -1,5 +1,7 @@
-"""The 2016 -> 2026 shims: Theano defaults that yield to the user's, the
-downsample module Lasagne 0.1 imports, and the clear refusal of a new numpy."""
+"""The 2016 -> 2026 shims: in place whatever is imported first (the venv's
+startup hook), Theano defaults that yield to the user's, the downsample module
+Lasagne 0.1 imports, the compile cache, and the clear refusal of a Python or
+numpy that cannot run Theano 1.0.5."""
 import os
 import subprocess
 import sys
@@ -12,32 +14,73 @@ import compat
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def python(code, **env):
+def python(code, args=("-c",), cwd=ROOT, stdin=None, executable=sys.executable, **env):
     """Run code in a fresh interpreter (Theano reads its flags once, at import)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("THEANO_FLAGS", "THEANORC")}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, env=dict(clean, **env), timeout=120)
+    argv = [executable] + list(args) + ([code] if code is not None else [])
+    return subprocess.run(argv, capture_output=True, text=True, input=stdin,
+                          cwd=cwd, env=dict(clean, **env), timeout=120)
 
 
-BLAS = compat.DEFAULT_FLAGS["blas.ldflags"]
-EXCLUDE = "optimizer_excluding=local_dot22_to_dot22scalar"
+BLAS = compat.default_blas_ldflags()
+REPORT = ("import theano, lasagne, feedforward_lasagne_mnist as flm; "
+          "print(theano.config.floatX, theano.config.blas.ldflags.split()[1], flm.__name__)")
+
+
+@pytest.mark.parametrize("order", [
+    "import theano; import lasagne; import feedforward_lasagne_mnist",
+    "import lasagne; import feedforward_lasagne_mnist; import theano",
+    "import theano.tensor as T; from lasagne.layers import DenseLayer; import mnist_loader",
+])
+def test_any_import_order_from_any_directory(tmp_path, order):
+    result = python(order + "; " + REPORT, cwd=tmp_path, THEANORC=str(tmp_path / "none"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["float32", "-lscipy_openblas", "feedforward_lasagne_mnist"]
+
+
+def test_interactive_python_fed_by_stdin(tmp_path):
+    session = "import lasagne\nimport theano\n" + REPORT.replace("; ", "\n") + "\n"
+    result = python(None, args=("-i",), cwd=tmp_path, stdin=session,
+                    THEANORC=str(tmp_path / "none"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.split() == ["float32", "-lscipy_openblas", "feedforward_lasagne_mnist"]
+
+
+def test_theano_imported_first_still_yields_to_the_users_flags(tmp_path):
+    result = python("import theano; print(theano.config.floatX, theano.config.blas.ldflags)",
+                    cwd=tmp_path, THEANORC=str(tmp_path / "none"),
+                    THEANO_FLAGS="floatX=float64,blas.ldflags=-lopenblas")
+    assert result.stdout.split() == ["float64", "-lopenblas"], result.stderr
 
 
 def test_defaults_added_when_unset(tmp_path):
     env = {"THEANORC": str(tmp_path / "none")}
     compat.set_default_flags(env)
-    assert env["THEANO_FLAGS"] == "floatX=float32,blas.ldflags=%s,%s" % (BLAS, EXCLUDE)
+    assert env["THEANO_FLAGS"] == "floatX=float32,blas.ldflags=%s" % BLAS
 
 
 def test_user_theano_flags_win(tmp_path):
     env = {"THEANORC": str(tmp_path / "none"), "THEANO_FLAGS": "floatX=float64,device=cpu"}
     compat.set_default_flags(env)
-    assert env["THEANO_FLAGS"] == "blas.ldflags=%s,%s,floatX=float64,device=cpu" % (BLAS, EXCLUDE)
+    assert env["THEANO_FLAGS"] == "blas.ldflags=%s,floatX=float64,device=cpu" % BLAS
+
+
+def test_parse_flags():
+    assert compat.parse_flags(" device = cuda0 ,, floatX=float32,profile,device=cpu") == [
+        ("device", "cuda0"), ("floatX", "float32"), ("profile", None), ("device", "cpu")]
+    assert compat.flags_dict("device=cuda0,device=cpu") == {"device": "cpu"}
+
+
+@pytest.mark.parametrize("device, gpu", [("cpu", False), ("", False), (None, False),
+                                         ("cuda", True), ("cuda1", True), ("gpu", True),
+                                         ("opencl0:0", True)])
+def test_is_gpu_device(device, gpu):
+    assert compat.is_gpu_device(device) is gpu
 
 
 def test_user_theanorc_wins(tmp_path):
     rc = tmp_path / "theanorc"
-    rc.write_text("[global]\nfloatX = float64\noptimizer_excluding = \n[blas]\nldflags = -lblas\n")
+    rc.write_text("[global]\nfloatX = float64\n[blas]\nldflags = -lblas\n")
     env = {"THEANORC": str(rc)}
     compat.set_default_flags(env)
     assert "THEANO_FLAGS" not in env
@@ -64,7 +107,7 @@ def test_blas_is_the_wheels_openblas_when_installed():
 
 
 def test_theano_really_uses_the_defaults_and_the_users_settings(tmp_path):
-    code = "import compat, theano; print(theano.config.floatX, theano.config.blas.ldflags.split()[1])"
+    code = "import theano; print(theano.config.floatX, theano.config.blas.ldflags.split()[1])"
     none = str(tmp_path / "none")
     assert python(code, THEANORC=none).stdout.split() == ["float32", "-lscipy_openblas"]
     assert python(code, THEANORC=none, THEANO_FLAGS="floatX=float64").stdout.split() == [
@@ -75,7 +118,7 @@ def test_theano_really_uses_the_defaults_and_the_users_settings(tmp_path):
 
 
 def test_compiled_gemm_links_the_wheels_openblas():
-    code = ("import compat, theano, theano.tensor as T, numpy as np; x = T.matrix(); "
+    code = ("import theano, theano.tensor as T, numpy as np; x = T.matrix(); "
             "f = theano.function([x], T.dot(x, x)); a = np.ones((64, 64), 'float32'); "
             "print(f(a)[0, 0], [type(n.op).__name__ for n in f.maker.fgraph.toposort()], "
             "theano.config.compiledir)")
@@ -89,10 +132,10 @@ def test_compiled_gemm_links_the_wheels_openblas():
 
 def test_warm_compile_reuses_the_cache():
     """Theano 1.0.5 recompiled C modules in every new process (shim 3)."""
-    code = ("import compat, theano, theano.tensor as T; x = T.matrix(); y = T.ivector(); "
+    code = ("import theano, theano.tensor as T; x = T.matrix(); y = T.ivector(); "
             "theano.function([x, y], T.nnet.categorical_crossentropy("
             "T.nnet.softmax(T.dot(x, x.T)), y).mean())")
-    count = ("import compat, theano, os; d = theano.config.compiledir; "
+    count = ("import theano, os; d = theano.config.compiledir; "
              "print(sum(n.startswith('tmp') for n in os.listdir(d)))")
     python(code, PYTHONHASHSEED="1")  # fills the cache
     before = python(count).stdout
@@ -117,8 +160,31 @@ def test_downsample_shim_pools_like_numpy():
 
 
 @pytest.mark.parametrize("version", ["1.24.0", "2.1.3"])
-def test_too_new_numpy_is_refused_with_a_clear_message(version):
-    result = python("import numpy; numpy.__version__ = %r; import compat" % version)
-    assert result.returncode != 0
-    assert "numpy %s is too new for Theano 1.0.5" % version in result.stderr
-    assert "numpy==1.23.5" in result.stderr
+def test_too_new_numpy_is_refused_with_one_line(version):
+    run_script = ("import numpy, runpy; numpy.__version__ = %r; "
+                  "runpy.run_path('feedforward_lasagne_mnist.py', run_name='__main__')" % version)
+    result = python(run_script)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: numpy %s is too new for Theano 1.0.5 (numpy 1.24 removed np.bool and "
+        "np.complex): run the project's .venv/bin/python (`make setup` creates it with "
+        "Python 3.10/3.11 and numpy 1.23.5); in another environment install numpy==1.23.5"
+        % version]
+    in_a_repl = python(None, args=("-i",), stdin="import numpy; numpy.__version__ = %r\n"
+                       "import feedforward_lasagne_mnist\nprint('still here')\n" % version)
+    assert "UnsupportedStack: numpy %s is too new" % version in in_a_repl.stderr
+    assert "still here" in in_a_repl.stdout  # an ImportError, not an exit
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no system Python 3")
+def test_the_system_python_is_refused_with_one_line():
+    result = python(None, args=(os.path.join(ROOT, "feedforward_lasagne_mnist.py"), "--help"),
+                    executable=SYSTEM_PYTHON)
+    if result.returncode == 0:
+        pytest.skip("%s can run Theano 1.0.5 itself" % SYSTEM_PYTHON)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and ".venv/bin/python" in lines[0]

@@ -3,7 +3,6 @@ differ from call to call, and repeat under a seed."""
 import numpy as np
 import pytest
 
-import compat  # noqa: F401  (before theano)
 import theano
 import theano.tensor as T
 
@@ -90,7 +89,7 @@ def test_symbolic_shape_and_lasagne_dropout():
     from lasagne.layers import DropoutLayer, InputLayer
     saved = lasagne.layers.noise.RandomStreams
     try:
-        dropout_rng.use_for_lasagne()
+        lasagne.layers.noise.RandomStreams = RandomStreams
         lasagne.random.set_rng(np.random.RandomState(0))
         x = T.matrix("x")
         layer = DropoutLayer(InputLayer((None, 400), input_var=x), p=0.4)

@@ -447,3 +447,15 @@ def test_import_needs_only_the_standard_library():
     code = ("import sys, gpu_env; bad = [m for m in ('theano', 'numpy', 'pygpu') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.parametrize("flags, device", [("", "cuda"), ("device=cpu", "cuda"),
+                                           ("device=cuda1", "cuda1"), ("device=gpu2", "cuda2"),
+                                           ("floatX=float32,device=cuda0", "cuda0")])
+def test_cuda_device(flags, device):
+    assert gpu_env.cuda_device(flags) == device
+
+
+def test_an_opencl_device_is_refused():
+    with pytest.raises(GpuEnvError, match=r"^device=opencl0:0: only Theano's CUDA backend"):
+        gpu_env.cuda_device("device=opencl0:0")

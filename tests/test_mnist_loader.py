@@ -476,9 +476,10 @@ def test_original_archive_digest_is_enough(tmp_path, monkeypatch):
     monkeypatch.setattr(ml, "GZ_SHA256", {name: hashlib.sha256(archive).hexdigest()})
     path = tmp_path / "x.gz.part"
     path.write_bytes(archive)
-    assert ml.check_download(name, str(path), hashlib.sha256(archive).hexdigest()) == contents[name]
-    with pytest.raises(MNISTError, match="SHA-256 mismatch"):
-        ml.check_download(name, str(path), "1" * 64)
+    with open(path, "rb") as f:
+        assert ml.check_download(name, f, hashlib.sha256(archive).hexdigest()) == contents[name]
+        with pytest.raises(MNISTError, match="SHA-256 mismatch"):
+            ml.check_download(name, f, "1" * 64)
 
 
 def test_unwritable_target(tmp_path, fake, serve):

@@ -1,16 +1,38 @@
-"""speedups: the same results as plain Theano, from faster code."""
-import numpy as np
+"""speedups: a switchable layer; the same results as stock Theano/Lasagne,
+from faster code, and stock code paths when switched off."""
+import os
+import subprocess
+import sys
 
-import compat  # noqa: F401  (before theano)
+import numpy as np
+import pytest
 import theano
 import theano.tensor as T
 import lasagne
 
 import dropout_rng
-import speedups  # noqa: F401
+import feedforward_lasagne_mnist as flm
+import speedups
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def stock():
+    """Speed-ups off for one test, then as they were."""
+    was = speedups.enabled()
+    speedups.disable()
+    yield
+    if was:
+        speedups.enable()
+
+
+def op_names(f):
+    return [type(n.op).__name__ for n in f.maker.fgraph.toposort()]
 
 
 def test_lasagne_dropout_uses_the_fast_generator_on_the_cpu():
+    speedups.enable()
     layer = lasagne.layers.DropoutLayer(lasagne.layers.InputLayer((None, 100)), p=0.4)
     assert isinstance(layer._srng, dropout_rng.RandomStreams)
     x = T.matrix()
@@ -27,6 +49,7 @@ def rmsprop_like(x, g):
 
 
 def test_constants_are_inlined_and_results_unchanged():
+    speedups.enable()
     x, g = T.matrices("x", "g")
     fast = theano.function([x, g], rmsprop_like(x, g))
     plain = theano.function([x, g], rmsprop_like(x, g), mode=theano.compile.get_default_mode()
@@ -40,3 +63,58 @@ def test_constants_are_inlined_and_results_unchanged():
         return sum(isinstance(i, T.TensorConstant) for n in f.maker.fgraph.toposort()
                    for i in n.inputs)
     assert constant_inputs(plain) > 0 and constant_inputs(fast) == 0
+
+
+def test_rmsprop_computes_each_weight_gradient_once():
+    x = T.matrix()
+    W = theano.shared(np.ones((50, 40), dtype=theano.config.floatX))
+    loss = T.sqr(T.dot(x, W)).sum()
+    updates = lasagne.updates.rmsprop(loss, [W])
+    speedups.enable()
+    fast = op_names(theano.function([x], loss, updates=updates))
+    speedups.disable()
+    stock = op_names(theano.function([x], loss, updates=updates))
+    speedups.enable()
+    assert "Dot22Scalar" in stock and "Dot22Scalar" not in fast
+    assert len([n for n in fast if n.startswith("Dot22")]) < len(
+        [n for n in stock if n.startswith("Dot22")])
+
+
+def test_switched_off_the_network_trains_on_stock_code_paths(small, stock):
+    """Same seed both ways: both learn; only the stock run uses Theano's own
+    dropout generator and keeps Theano's Dot22Scalar rewrite."""
+    data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
+    network = flm.run_network(data=data, num_epochs=2, seed=5, progress=False)
+    layers = lasagne.layers.get_all_layers(network)
+    assert not any(isinstance(l._srng, dropout_rng.RandomStreams) for l in layers[2:5:2])
+    x, y = T.tensor4(), T.ivector()
+    loss = lasagne.objectives.categorical_crossentropy(
+        lasagne.layers.get_output(network, x), y).mean()
+    params = lasagne.layers.get_all_params(network, trainable=True)
+    ops = op_names(theano.function([x, y], loss, updates=lasagne.updates.rmsprop(loss, params)))
+    assert "mrg_uniform" in ops and "BernoulliMask" not in ops and "Dot22Scalar" in ops
+
+    speedups.enable()
+    fast = flm.run_network(data=data, num_epochs=2, seed=5, progress=False)
+    for history in (network.history, fast.history):
+        assert history["train_loss"][1] < history["train_loss"][0] < np.log(10)  # chance
+        assert history["val_acc"][1] > 0.8  # chance is 0.1
+    # Other dropout masks from the same seed: close, not equal.
+    assert network.history["train_loss"] != fast.history["train_loss"]
+    assert abs(network.history["val_acc"][1] - fast.history["val_acc"][1]) < 0.03
+
+
+@pytest.mark.parametrize("how", ["FLM_SPEEDUPS=0", "--no-speedups"])
+def test_the_switches_from_the_shell(how):
+    env = dict(os.environ)
+    args = ["--limit", "500", "--epochs", "1", "--no-progress"]
+    if how.startswith("FLM"):
+        env["FLM_SPEEDUPS"] = "0"
+    else:
+        args.append(how)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py")]
+                            + args, capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "speed-ups: off (stock Theano/Lasagne)" in result.stderr
+    assert "  test accuracy:" in result.stdout

@@ -44,3 +44,14 @@ if ! cmp -s requirements.txt .venv/requirements.installed; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/requirements.installed
 fi
+
+# The startup hook: a .pth file in the venv's site-packages puts the project on
+# sys.path and applies compat.py's shims whenever Theano gets imported, so that
+# `import theano`, `import lasagne` and the project's modules work in any order,
+# from any directory, in any interpreter or notebook kernel of this venv.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+hook=$(printf '%s\nimport compat; compat.install_import_hook()\n' "$PWD")
+if [ "$(cat "$site/feedforward_lasagne_mnist.pth" 2>/dev/null)" != "$hook" ]; then
+  echo "setup: installing the startup hook $site/feedforward_lasagne_mnist.pth"
+  printf '%s\n' "$hook" > "$site/feedforward_lasagne_mnist.pth"
+fi
