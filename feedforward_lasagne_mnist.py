@@ -123,6 +123,7 @@ def iterate_minibatches(inputs, targets, batchsize, shuffle=False):
 #                      when stderr is a terminal),
 #   data_dir, limit    where the MNIST files are; train on the first `limit`
 #                      training examples only,
+#   check_data()       data=... checked and converted before anything compiles,
 #   network.history    each epoch's numbers (the loss-history exercise),
 #   TrainingDiverged   raised when the training loss is no longer finite,
 #   and the device and compile time, on stderr (stdout is the tutorial's).
@@ -137,9 +138,8 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
             X_train, y_train, X_val, y_val, X_test, y_test = load_data(data_dir)
         else:
             X_train, y_train, X_val, y_val, X_test, y_test = data
-        if limit:
-            X_train, y_train = X_train[:limit], y_train[:limit]
-        check_batch_size(batch_size, len(X_train), len(X_val), len(X_test))
+        X_train, y_train, X_val, y_val, X_test, y_test = check_data(
+            X_train, y_train, X_val, y_val, X_test, y_test, batch_size, limit)
         if seed is not None:
             seed_rngs(seed)
 
@@ -376,10 +376,44 @@ def batch_size_problem(batch_size, *set_sizes):
     return None
 
 
-def check_batch_size(batch_size, *set_sizes):
-    problem = batch_size_problem(batch_size, *set_sizes)
+DATA_NAMES = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+
+
+def check_data(X_train, y_train, X_val, y_val, X_test, y_test, batch_size=500, limit=None):
+    """The six arrays as run_network() needs them, checked before anything is
+    compiled: what is safe to convert is converted (lists, float64 images,
+    (N, 28, 28) or (N, 784) images, int32/int64 labels); anything else is a
+    ValueError with one sentence naming the array."""
+    if limit is not None:
+        if limit < 1:
+            raise ValueError("limit {} must be at least 1 (None: all the training "
+                             "examples)".format(limit))
+        X_train, y_train = X_train[:limit], y_train[:limit]
+    arrays = [X_train, y_train, X_val, y_val, X_test, y_test]
+    for i in range(0, 6, 2):
+        X, y = np.asarray(arrays[i]), np.asarray(arrays[i + 1])
+        X_name, y_name = DATA_NAMES[i], DATA_NAMES[i + 1]
+        if X.ndim in (2, 3) and X.shape[1:] in ((784,), (28, 28)):
+            X = X.reshape(-1, 1, 28, 28)
+        if X.shape[1:] != (1, 28, 28) or X.dtype.kind not in "biuf":
+            raise ValueError("{} has shape {} and dtype {}: expected numbers of shape "
+                             "(N, 1, 28, 28), (N, 28, 28) or (N, 784)".format(
+                                 X_name, X.shape, X.dtype))
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError("{} has shape {}: expected one label per image of {}, "
+                             "shape ({},)".format(y_name, y.shape, X_name, len(X)))
+        if X.size and not (X.min() >= 0 and X.max() <= 1):
+            raise ValueError("{} has values from {} to {}: expected [0, 1]; divide by 256 "
+                             "as load_data does".format(X_name, X.min(), X.max()))
+        if y.dtype.kind not in "iu" or y.size and not (y.min() >= 0 and y.max() <= 9):
+            raise ValueError("{} must hold the digits 0 to 9 as integers (it holds {}{})".format(
+                y_name, y.dtype, " from {} to {}".format(y.min(), y.max()) if y.size else ""))
+        arrays[i] = X.astype(theano.config.floatX, copy=False)
+        arrays[i + 1] = y.astype(np.uint8, copy=False)
+    problem = batch_size_problem(batch_size, *(len(X) for X in arrays[::2]))
     if problem:
         raise ValueError(problem)
+    return arrays
 
 
 def seed_rngs(seed):
@@ -518,6 +552,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 0 or not 0 < args.lr < float("inf"):
         parser.error("--epochs must be >= 0 and --lr > 0")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be >= 1 (without it: all the training examples)")
     problem = batch_size_problem(args.batch_size, args.limit or 50000, 10000, 10000)
     if problem:
         parser.error("--batch-size {}{}: {}".format(

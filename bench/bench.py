@@ -97,13 +97,14 @@ def run_logged(cmd, cwd, env, log_path, timeout):
     if proc.returncode != 0:
         raise RuntimeError("%s failed (rc %d); log: %s\n%s"
                            % (cmd[0], proc.returncode, log_path, proc.stderr[-2000:]))
-    return proc.stdout, wall
+    return proc.stdout, proc.stderr, wall
 
 
-def parse(stdout, wall):
+def parse(stdout, wall, stderr=""):
     epochs = [float(m.group(3)) for m in RE_EPOCH.finditer(stdout)]
     acc = RE_TEST_ACC.search(stdout)
-    comp = RE_COMPILE.search(stdout)
+    # The script prints its compile time on stderr (stdout is the tutorial's).
+    comp = RE_COMPILE.search(stdout) or RE_COMPILE.search(stderr)
     if not epochs or not acc:
         raise RuntimeError("could not parse the run's output:\n" + stdout[-2000:])
     return {"epoch": statistics.median(epochs), "epochs": epochs, "wall": wall,
@@ -118,6 +119,27 @@ def sgemm_peak(python, env, theano_dir=None):
     return float(gflops), what
 
 
+def shown_path(path):
+    """A path as results.md shows it: relative to the repository when inside
+    it, else "…/" and its last component (no absolute path of this machine)."""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path, ROOT)
+    if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+        return rel
+    return "…/" + os.path.basename(path.rstrip(os.sep))
+
+
+def shown_args(argv):
+    """The command line, with its absolute paths as shown_path() shows them."""
+    shown = []
+    for arg in argv:
+        opt, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value):
+            value = shown_path(value)
+        shown.append(opt + eq + value)
+    return " ".join(shown)
+
+
 def theano_blas(python, cwd, env):
     """What Theano's compiled ops link (blas.ldflags), as the faithful script sets it."""
     code = "import compat, theano; print(theano.config.blas.ldflags)"
@@ -125,7 +147,8 @@ def theano_blas(python, cwd, env):
                        stderr=subprocess.DEVNULL, universal_newlines=True)
     words = p.stdout.split()
     renames = [w for w in words if w.startswith("-D")]
-    shown = " ".join(w for w in words if not w.startswith("-D")) or "?"
+    shown = " ".join("-L" + shown_path(w[2:]) if w.startswith("-L") else w
+                     for w in words if not w.startswith("-D")) or "?"
     return shown + (" (+ %d -D symbol renames)" % len(renames) if renames else "")
 
 
@@ -246,8 +269,8 @@ def main(argv=None):
                        "--epochs", str(args.epochs), "--seed", str(seed)]
                 cwd = ROOT
             log = os.path.join(logs, "%s-run%d.log" % (side, i + 1))
-            out, wall = run_logged(cmd, cwd, env, log, args.timeout)
-            r = parse(out, wall)
+            out, err, wall = run_logged(cmd, cwd, env, log, args.timeout)
+            r = parse(out, wall, err)
             results[side].append(r)
             print("bench: %-8s run %d/%d seed %d: median epoch %.3fs, total %.1fs, "
                   "compile %s, test %.2f %%" % (side, i + 1, args.runs, seed, r["epoch"], wall,
@@ -259,8 +282,8 @@ def main(argv=None):
              ("OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE", blas_env),
              ("load average (1, 5, 15 min) at start / end", "%s / %s" % (load_start, loadavg())),
              ("Theano blas.ldflags", theano_blas(args.faithful_python, args.faithful_dir, env)),
-             ("faithful script", os.path.relpath(os.path.join(args.faithful_dir,
-                                                              "feedforward_lasagne_mnist.py"))),
+             ("faithful script", os.path.normpath(os.path.join(
+                 shown_path(args.faithful_dir), "feedforward_lasagne_mnist.py"))),
              ("sgemm peak (2000x2000, best of 7)", "; ".join(
                  "%s %.0f GFLOP/s (%s)" % (k, g, d) for k, (g, d) in peaks.items()))]
     text = table(results, peak, {"epochs": args.epochs, "about": about})
@@ -269,7 +292,7 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as f:
             f.write("# Benchmark: faithful Theano/Lasagne vs PyTorch peer\n\n"
-                    "Written by `make bench` (bench/bench.py %s).\n\n" % " ".join(
+                    "Written by `make bench` (bench/bench.py %s).\n\n" % shown_args(
                         argv if argv is not None else sys.argv[1:]) + text)
         print("bench: table written to %s" % os.path.relpath(args.out))
 

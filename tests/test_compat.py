@@ -132,9 +132,8 @@ def test_compiled_gemm_links_the_wheels_openblas():
 
 def test_warm_compile_reuses_the_cache():
     """Theano 1.0.5 recompiled C modules in every new process (shim 3)."""
-    code = ("import theano, theano.tensor as T; x = T.matrix(); y = T.ivector(); "
-            "theano.function([x, y], T.nnet.categorical_crossentropy("
-            "T.nnet.softmax(T.dot(x, x.T)), y).mean())")
+    # x.T is a DimShuffle, a COp (cause a); Dot22 has empty __props__ (cause b).
+    code = "import theano, theano.tensor as T; x = T.matrix(); theano.function([x], T.dot(x, x.T))"
     count = ("import theano, os; d = theano.config.compiledir; "
              "print(sum(n.startswith('tmp') for n in os.listdir(d)))")
     python(code, PYTHONHASHSEED="1")  # fills the cache

@@ -128,6 +128,41 @@ def test_run_network_has_the_tutorials_loops_inline():
     assert positions == sorted(positions)
 
 
+def test_data_is_converted_when_safe(small):
+    X, y = small[0][:600], small[1][:600]
+    as_given = [X.reshape(600, 784).astype(np.float64).tolist(), y.astype(np.int64).tolist(),
+                X[:, 0], y.astype(np.int32), X.astype(np.float64), y]
+    checked = flm.check_data(*as_given, batch_size=100, limit=500)
+    for array, expected, dtype in zip(checked, [X[:500], y[:500], X, y, X, y],
+                                      [np.float32, np.uint8] * 3):
+        assert array.dtype == dtype and np.array_equal(array, expected)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.__setitem__(0, (d[0] * 256).astype(np.uint8)),
+     "X_train has values from 0 to 255: expected [0, 1]; divide by 256 as load_data does"),
+    (lambda d: d.__setitem__(3, d[3] + 5), "y_val must hold the digits 0 to 9 as integers "
+                                           "(it holds uint8 from 5 to 14)"),
+    (lambda d: d.__setitem__(5, d[5][:-1]), "y_test has shape (1999,): expected one label "
+                                            "per image of X_test, shape (2000,)"),
+    (lambda d: d.__setitem__(2, d[2][:, :, :14]), "X_val has shape (2000, 1, 14, 28)"),
+    (lambda d: d.__setitem__(1, d[1].astype(np.float32)), "y_train must hold the digits"),
+])
+def test_bad_data_is_refused_before_compiling(small, change, message, monkeypatch):
+    data = list(small)
+    change(data)
+    monkeypatch.setattr(flm.theano, "function", None)  # nothing may be compiled
+    with pytest.raises(ValueError) as error:
+        flm.run_network(data=data, num_epochs=1, progress=False)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("limit", [0, -5])
+def test_limit_must_be_positive(small, limit):
+    with pytest.raises(ValueError, match=r"^limit %d must be at least 1" % limit):
+        flm.check_data(*small, limit=limit)
+
+
 def test_seed_makes_runs_identical(small):
     data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
     histories = [flm.run_network(data=data, num_epochs=1, seed=7, progress=False).history
@@ -319,9 +354,10 @@ def test_cli_quick_run_with_limit(tmp_path):
     assert all(os.stat(p).st_mode & 0o777 == 0o666 & ~umask for p in out.values())
 
 
-@pytest.mark.parametrize("args, message", [
+BAD_ARGUMENTS = [
     (["--limit", "10"], "--batch-size 500 --limit 10: batch size 500 is larger than the "
                         "smallest data set (10 examples)"),
+    (["--limit", "0"], "--limit must be >= 1"),
     (["--predict", "x.png"], "--predict needs --load-model"),
     (["--save-model", "/nonexistent/m.npz"], "cannot write there (no directory /nonexistent)"),
     (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: not an .npz"),
@@ -330,14 +366,30 @@ def test_cli_quick_run_with_limit(tmp_path):
                                 "smallest data set (10000 examples)"),
     (["--batch-size", "0"], "batch size 0 is not a positive number"),
     (["--load-model", "m.npz", "--predict", "x.png", "--plot", "p.png"], "--predict does not"),
-    (["--lr", "1e39", "--limit", "1000", "--epochs", "1"], "error: training diverged in epoch 1"),
+    (["--lr", "1e30", "--limit", "1000", "--epochs", "1"], "error: training diverged in epoch 1"),
     (["--load-model", "m.npz", "--history", "m.npz"], "--history m.npz: the same file as "
                                                       "--load-model"),
     (["--history", "out", "--plot", "./out"], "--plot ./out: the same file as --history"),
-])
-def test_cli_bad_arguments(args, message):
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_ARGUMENTS)
+def test_cli_bad_arguments(args, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        flm.main(args)
+    code, err = exit.value.code, capsys.readouterr().err
+    if isinstance(code, str):  # a one-line error: Python prints it and exits 1
+        assert message in code and "\n" not in code
+    else:  # argparse: usage and the message, exit 2
+        assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("args, status", [(["--batch-size", "0"], 2),
+                                          (["--load-model", "/nonexistent.npz"], 1)])
+def test_cli_bad_arguments_exit_status(args, status):
     result = run_cli(*args)
-    assert result.returncode in (1, 2) and message in result.stderr  # 2: argparse's usage error
+    assert result.returncode == status and "error: " in result.stderr
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
 
 
