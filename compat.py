@@ -21,6 +21,7 @@ import configparser
 import hashlib
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 import types
@@ -229,12 +230,44 @@ def register_cache_shims():
     CLinker.cmodule_key_ = cmodule_key_
 
 
+# --- Shim 4: one line, not a traceback, when pygpu cannot start -------------
+# With device=cuda, Theano 1.0.5 logs "Could not initialize pygpu, support
+# disabled" with a full traceback, then silently runs on the CPU. The line and
+# pygpu's own reason are enough: the traceback is dropped (and the failure kept
+# in PYGPU_FAILURES). A program that reports the failure itself (the training
+# script, through gpu_env.gpu_in_use) asks for silence: install(quiet_gpu=True).
+PYGPU_FAILURES = []
+_quiet_gpu = False
+
+
+class _PygpuFailureFilter(logging.Filter):
+    def filter(self, record):
+        if not str(record.msg).startswith("Could not initialize pygpu") or not record.exc_info:
+            return True
+        error = record.exc_info[1]
+        PYGPU_FAILURES.append(error)
+        text = error.args[0] if error.args else str(error)
+        if isinstance(text, bytes):  # pygpu's GpuArrayException carries bytes
+            text = text.decode("utf-8", "replace")
+        lines = str(text).strip().splitlines()
+        record.msg = "%s (%s: %s)" % (record.msg, type(error).__name__, lines[0] if lines else "")
+        record.exc_info = record.exc_text = None
+        return not _quiet_gpu
+
+
+def register_pygpu_failure_filter():
+    logger = logging.getLogger("theano.gpuarray")
+    if not any(isinstance(f, _PygpuFailureFilter) for f in logger.filters):
+        logger.addFilter(_PygpuFailureFilter())
+
+
 # --- When they are applied ---------------------------------------------------
 def before_theano():
     """What must hold before Theano's configuration is read."""
     check_versions()
     set_default_flags()
     translate_old_gpu_device()
+    register_pygpu_failure_filter()
 
 
 def after_theano():
@@ -243,13 +276,17 @@ def after_theano():
     register_cache_shims()
 
 
-def install():
+def install(quiet_gpu=False):
     """Apply every shim now, importing Theano (no-op when already done).
+
+    quiet_gpu: say nothing when pygpu cannot start (the caller reports it).
 
     On a Python or numpy Theano cannot use, a program exits with one line on
     stderr (a REPL gets UnsupportedStack, an ImportError). A Theano
     imported before the shims, by a Python without the startup hook, cannot
     be repaired in the same process."""
+    global _quiet_gpu
+    _quiet_gpu = quiet_gpu
     if "theano" not in sys.modules:
         try:
             before_theano()

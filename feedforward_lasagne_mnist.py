@@ -20,6 +20,7 @@ import argparse
 import csv
 import os
 import platform
+import signal
 import sys
 import time
 import weakref
@@ -27,9 +28,10 @@ import zipfile
 
 # The 2016 -> 2026 shims (compat.py) must be in place before Theano is first
 # imported. The project's .venv does it at interpreter start; this line does it
-# for any other Python, and refuses one that cannot run Theano 1.0.5.
+# for any other Python, and refuses one that cannot run Theano 1.0.5. (A GPU
+# that cannot start is reported by main(), in one line.)
 import compat
-compat.install()
+compat.install(quiet_gpu=__name__ == "__main__")
 
 import numpy as np
 import theano
@@ -450,7 +452,10 @@ def describe_backend():
 # ------------------------------------------------------------- Checkpoints
 # Only the parameter values are stored, in a plain .npz (no pickle), with the
 # architecture's layer sizes so that a file of another network is refused.
+# A file is checked from its .npy headers (names, shapes, dtypes, sizes) before
+# any array is read: a crafted header cannot make it allocate gigabytes.
 ARCHITECTURE = "784-500-300-10"
+MAX_ARRAY_BYTES = 1 << 26  # the largest array, 784x500 in float64, is 3 MB
 
 
 def save_network(network, path):
@@ -460,31 +465,67 @@ def save_network(network, path):
                                                **arrays))
 
 
+def npz_headers(path):
+    """{array name: (shape, dtype)} of an .npz, from the .npy headers alone:
+    nothing is allocated for an array before its shape has been checked."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.file_size > MAX_ARRAY_BYTES:  # before reading even its header
+                raise ValueError("{} is {} bytes".format(info.filename, info.file_size))
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f)
+            headers[name] = (shape, dtype, info.file_size)
+    return headers
+
+
 def load_network(path, input_var=None):
     network = build_mlp(input_var)
-    expected = [p.get_value().shape for p in lasagne.layers.get_all_params(network)]
-    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
-        raise CheckpointError("{}: not an .npz model file ({}); save one with "
-                              "--save-model".format(
-                                  path, "no such file" if not os.path.exists(path)
-                                  else "not a zip archive"))
+    expected = {"param_%d" % i: p.get_value().shape
+                for i, p in enumerate(lasagne.layers.get_all_params(network))}
+    what = ("no such file" if not os.path.lexists(path) else
+            "a directory" if os.path.isdir(path) else
+            "not a regular file" if not os.path.isfile(path) else
+            "not readable" if not os.access(path, os.R_OK) else
+            None if zipfile.is_zipfile(path) else "not a zip archive, as an .npz is")
+    if what:
+        raise CheckpointError("{}: {}; save a model with --save-model".format(path, what))
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except Exception as e:  # numpy/zipfile raise many types for a bad file
+        headers = npz_headers(path)
+    except Exception as e:  # zipfile/numpy raise many types for a bad file
         raise CheckpointError("{}: not a readable .npz model file ({}: {}); save one "
                               "with --save-model".format(path, type(e).__name__, e))
-    values = [arrays.get("param_%d" % i) for i in range(len(expected))]
-    found = [None if v is None else v.shape for v in values]
-    if (str(arrays.get("architecture")) != ARCHITECTURE or found != expected
-            or len(arrays) != len(expected) + 1):
-        raise CheckpointError("{}: saved from another network (architecture {}, shapes {}); "
-                              "this one is {} with shapes {}".format(
-                                  path, arrays.get("architecture"), found,
-                                  ARCHITECTURE, expected))
-    if not all(v.dtype.kind == "f" and np.isfinite(v).all() for v in values):
-        raise CheckpointError("{}: the parameters are not all finite floating-point "
-                              "numbers".format(path))
+    extra = sorted(set(headers) - set(expected) - {"architecture"})
+    if extra:
+        raise CheckpointError("{}: holds {} besides a {} model's arrays: not a model "
+                              "file of this script".format(path, ", ".join(extra), ARCHITECTURE))
+    found = {name: headers.get(name, (None,))[0] for name in expected}
+    too_big = [n for n, (shape, dtype, size) in headers.items()
+               if size > 8 * int(np.prod(expected.get(n, (8,)))) + 65536]
+    if found != expected or too_big:
+        raise CheckpointError("{}: saved from another network (shapes {}); this one is {} "
+                              "with shapes {}".format(path, [found[n] for n in sorted(found)],
+                                                      ARCHITECTURE, sorted(expected.values())))
+    if not all(headers[n][1].kind == "f" for n in expected):
+        raise CheckpointError("{}: the parameters are not all floating-point numbers "
+                              "({})".format(path, ", ".join(str(headers[n][1])
+                                                            for n in sorted(expected))))
+    try:  # the shapes are right: now reading is safe
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+    except Exception as e:
+        raise CheckpointError("{}: not a readable .npz model file ({}: {}); save one "
+                              "with --save-model".format(path, type(e).__name__, e))
+    if str(arrays.get("architecture")) != ARCHITECTURE:
+        raise CheckpointError("{}: saved from another network (architecture {}); this one "
+                              "is {}".format(path, arrays.get("architecture"), ARCHITECTURE))
+    values = [arrays["param_%d" % i] for i in range(len(expected))]
+    if not all(np.isfinite(v).all() for v in values):
+        raise CheckpointError("{}: the parameters are not all finite numbers".format(path))
     lasagne.layers.set_all_param_values(
         network, [v.astype(theano.config.floatX) for v in values])
     return network
@@ -512,6 +553,14 @@ def load_image(path):
 
 
 # ------------------------------------------------------------ Command line
+def seed_number(text):
+    """--seed: what numpy's RandomState accepts, 0 to 2**32 - 1."""
+    seed = int(text)
+    if not 0 <= seed < 2 ** 32:
+        raise argparse.ArgumentTypeError("{} is not between 0 and 2**32 - 1".format(seed))
+    return seed
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Train the 2016 Lasagne tutorial's MLP (500-300-10, dropout .4, "
@@ -522,7 +571,7 @@ def parse_args(argv=None):
                         help="examples per minibatch (default: 500)")
     parser.add_argument("--lr", type=float, default=0.001,
                         help="rmsprop learning rate (default: 0.001)")
-    parser.add_argument("--seed", type=int, metavar="S",
+    parser.add_argument("--seed", type=seed_number, metavar="S",
                         help="seed numpy and Lasagne's RNG: same seed, same losses "
                              "(default: none)")
     parser.add_argument("--device", choices=("cpu", "cuda"),
@@ -552,6 +601,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 0 or not 0 < args.lr < float("inf"):
         parser.error("--epochs must be >= 0 and --lr > 0")
+    if np.asarray(args.lr, dtype=theano.config.floatX) == 0:
+        parser.error("--lr {} is 0 in {} (floatX): no training would happen".format(
+            args.lr, theano.config.floatX))
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1 (without it: all the training examples)")
     problem = batch_size_problem(args.batch_size, args.limit or 50000, 10000, 10000)
@@ -580,10 +632,24 @@ def parse_args(argv=None):
     return args
 
 
+# SIGTERM (a scheduler, `timeout`, `docker stop`) is handled like Ctrl-C: the
+# epochs completed are kept and written; the exit status says which signal.
+_stopped_by = [signal.SIGINT]
+
+
+def _on_sigterm(signum, frame):
+    _stopped_by[0] = signum
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if args.no_speedups:
         speedups.disable()
+    if theano.config.floatX not in ("float32", "float64"):
+        raise SystemExit("error: floatX={} is not supported on the CPU by Theano 1.0.5's "
+                         "ops: use floatX=float32".format(theano.config.floatX))
     on_gpu = compat.is_gpu_device(theano.config.device)
     if args.device == "cpu" and on_gpu:
         raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
@@ -598,10 +664,18 @@ def main(argv=None):
         if args.seed is not None:
             seed_rngs(args.seed)  # before a loaded network's dropout layers are built
         network = load_network(args.load_model) if args.load_model else None
-        if args.predict:
+        if args.predict:  # every image is tried; each bad one gets its own line
+            failed = 0
             for path in args.predict:
-                probs = predict_proba(network, load_image(path)[np.newaxis])[0]
+                try:
+                    probs = predict_proba(network, load_image(path)[np.newaxis])[0]
+                except ImageError as e:
+                    log("error: {}".format(e))
+                    failed += 1
+                    continue
                 print("{}: {} ({:.1f} %)".format(path, probs.argmax(), probs.max() * 100))
+            if failed:
+                sys.exit(1)
             return
         epochs_before = len(getattr(network, "history", {"epoch": []})["epoch"])
         network = run_network(num_epochs=args.epochs, network=network,
@@ -619,10 +693,10 @@ def main(argv=None):
         elif args.save_model or args.history or args.plot:
             log("no epoch completed: nothing written")
         if network is None or network.interrupted:
-            sys.exit(130)  # as a shell reports a Ctrl-C
+            sys.exit(128 + _stopped_by[0])  # as a shell reports it: 130 Ctrl-C, 143 SIGTERM
     except KeyboardInterrupt:
         log("\nInterrupted.")
-        sys.exit(130)
+        sys.exit(128 + _stopped_by[0])
     except (MNISTError, CheckpointError, ImageError, TrainingDiverged,
             gpu_env.GpuEnvError, OSError, ValueError) as e:
         raise SystemExit("error: {}".format(e))

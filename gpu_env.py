@@ -23,7 +23,8 @@ Use it from a script, before Theano picks its device::
     print(gpu_env.gpu_in_use())          # the GPU's name, or GpuEnvError
 
 or from a shell: ``eval "$(python gpu_env.py)"`` (prints ``export`` lines, or
-one line saying what is missing, and exits 1).
+one line on stderr saying what is missing, ``false`` on stdout so that the eval
+fails too, and exits 1).
 
 Only the standard library is imported here: no Theano, no numpy.
 """
@@ -642,7 +643,9 @@ def _pygpu_failure(ga, device):
 
 # ----------------------------------------------------------------------- CLI
 # `eval "$(python gpu_env.py)"` sets up the current shell; on failure the
-# one-line reason goes to stderr and the exit status is 1 (eval runs nothing).
+# one-line reason goes to stderr, the exit status is 1, and stdout is `false`,
+# so that the eval itself fails: `eval "$(python gpu_env.py)" && python ...`
+# never goes on to run on the CPU.
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -659,6 +662,7 @@ def main(argv=None):
         new, libs = _prepare(env, args.link_dir, args.compiledir, not args.no_build_check)
     except GpuEnvError as e:
         print("gpu_env: %s" % e, file=sys.stderr)
+        print("false")  # so that `eval "$(python gpu_env.py)" && ...` stops here
         return 1
     print("# driver: %s (CUDA %s)" % (libs.libcuda, _fmt(libs.driver_version)))
     print("# NVRTC %s: %s" % (_fmt(libs.nvrtc.version), libs.nvrtc.path))

@@ -89,6 +89,9 @@ def load_data(data_dir=None, download=True):
     (N, 1, 28, 28) in [0, 255/256], labels uint8. Missing or corrupt files are
     downloaded (from MIRRORS) unless download is False."""
     data_dir = find_data_dir(data_dir)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise MNISTError("%s is not a directory: point --data-dir or MNIST_DATA_DIR at the "
+                         "directory holding the four MNIST files" % data_dir)
     try:
         X_train, y_train = load_pair(data_dir, "train", download)
         X_test, y_test = load_pair(data_dir, "t10k", download)
@@ -334,10 +337,24 @@ def fetch(data_dir, name, dest=None, mirrors=None):
     while not os.path.exists(path):
         created.append(path)
         path = os.path.dirname(path)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise MNISTError("%s is not a directory" % data_dir)
     try:
         os.makedirs(data_dir, exist_ok=True)
     except OSError as e:
         raise MNISTError("cannot write into %s (%s)" % (data_dir, e))
+    try:
+        return fetch_into(data_dir, name, dest, mirrors)
+    except BaseException:  # nothing arrived (or Ctrl-C): a mistyped --data-dir leaves nothing
+        for folder in created:  # deepest first
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def fetch_into(data_dir, name, dest, mirrors):
     failures = []
     for mirror in MIRRORS if mirrors is None else mirrors:
         url = mirror.rstrip("/") + "/" + name + ".gz"
@@ -349,7 +366,6 @@ def fetch(data_dir, name, dest=None, mirrors=None):
                 f.seek(0)
                 f.truncate()
                 f.write(content)
-            os.fchmod(f.fileno(), 0o644)  # data is for everyone
             received.append(content)
         try:
             atomic_file.write(dest, download, mode="w+b")
@@ -360,8 +376,6 @@ def fetch(data_dir, name, dest=None, mirrors=None):
             raise MNISTError("cannot write %s (%s)" % (dest, e))
         save_stamp(data_dir, dest, stamp_of(dest, name))
         return dest, received[0], url
-    for folder in created:  # deepest first; a mistyped --data-dir leaves nothing behind
-        os.rmdir(folder)
     raise MNISTError("tried %s" % ("; ".join(failures) or "no mirror"))
 
 

@@ -53,6 +53,16 @@ def test_theano_imported_first_still_yields_to_the_users_flags(tmp_path):
     assert result.stdout.split() == ["float64", "-lopenblas"], result.stderr
 
 
+@pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="this machine has a GPU")
+def test_pygpu_failure_is_one_line_not_a_traceback(tmp_path):
+    result = python("import theano; print(theano.config.device)", cwd=tmp_path,
+                    THEANO_FLAGS="device=cuda")
+    assert result.stdout.strip() == "cuda" and "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "ERROR (theano.gpuarray): Could not initialize pygpu, support disabled ("), lines
+
+
 def test_defaults_added_when_unset(tmp_path):
     env = {"THEANORC": str(tmp_path / "none")}
     compat.set_default_flags(env)

@@ -1,11 +1,13 @@
 """Tests of the tutorial script: real Theano compilation, real MNIST (subsets)."""
 import csv
 import inspect
+import io
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 import pytest
@@ -287,6 +289,54 @@ def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
     assert message.startswith(str(path) + ": ") and "\n" not in message
 
 
+def test_a_crafted_npz_is_refused_before_anything_is_allocated(trained, tmp_path):
+    """A 2 GB param_0 declared in a small file: refused from its header, under a
+    memory limit that np.load itself does not survive."""
+    good, crafted = tmp_path / "good.npz", tmp_path / "crafted.npz"
+    flm.save_network(trained, str(good))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (25000, 20000)})
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "param_0.npy":
+                data = header.getvalue() + b"\0" * 1024  # the magic, the header, 1 KB
+            dst.writestr(info.filename, data)
+    code = textwrap.dedent("""
+        import resource, sys
+        import numpy as np
+        import feedforward_lasagne_mnist as flm
+        vm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status")
+              if l.startswith("VmSize")][0]
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2 ** 20, resource.RLIM_INFINITY))
+        try:
+            flm.load_network(sys.argv[1])
+        except flm.CheckpointError as e:
+            print("refused:", e)
+        try:
+            np.load(sys.argv[1])["param_0"]
+        except MemoryError:
+            print("np.load: MemoryError")
+    """)
+    result = subprocess.run([sys.executable, "-c", code, str(crafted)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("refused: %s: saved from another network" % crafted), result
+    assert lines[1] == "np.load: MemoryError"  # the limit would have caught an allocation
+
+
+def test_a_model_file_with_an_extra_array_names_it(trained, tmp_path):
+    path = tmp_path / "m.npz"
+    values = lasagne.layers.get_all_param_values(trained)
+    np.savez(path, architecture=np.array("784-500-300-10"), notes=np.zeros(3),
+             **{"param_%d" % i: v for i, v in enumerate(values)})
+    with pytest.raises(flm.CheckpointError, match=r": holds notes besides a 784-500-300-10"):
+        flm.load_network(str(path))
+    with pytest.raises(flm.CheckpointError, match=r"^%s: a directory; " % tmp_path):
+        flm.load_network(str(tmp_path))
+
+
 def test_get_class_on_real_test_digits(trained, small):
     X_test, y_test = small[4], small[5]
     digits = [flm.get_class(trained, x) for x in X_test[:200]]
@@ -329,9 +379,13 @@ def test_predict_cli(trained, mnist, tmp_path):
     assert result.returncode == 1 and "blank.png: no digit to read" in result.stderr
 
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "bad.png"))
-    assert result.returncode == 1
-    assert result.stderr.strip().count("\n") == 0 and "bad.png: not a readable image" in result.stderr
+    result = run_cli("--load-model", str(model), "--predict", str(tmp_path / "bad.png"),
+                     str(tmp_path / "a.png"), str(tmp_path / "blank.png"))
+    assert result.returncode == 1  # every image tried, each bad one on its own line
+    assert result.stdout.startswith("%s: %d (" % (tmp_path / "a.png", y_test[0]))
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and "bad.png: not a readable image" in errors[0]
+    assert "blank.png: no digit to read" in errors[1]
 
 
 # ------------------------------------------------------------ command line ---
@@ -360,7 +414,7 @@ BAD_ARGUMENTS = [
     (["--limit", "0"], "--limit must be >= 1"),
     (["--predict", "x.png"], "--predict needs --load-model"),
     (["--save-model", "/nonexistent/m.npz"], "cannot write there (no directory /nonexistent)"),
-    (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: not an .npz"),
+    (["--load-model", "/nonexistent.npz", "--epochs", "0"], "/nonexistent.npz: no such file"),
     (["--history", "/tmp"], "--history /tmp: cannot write there (a directory)"),
     (["--batch-size", "20000"], "--batch-size 20000: batch size 20000 is larger than the "
                                 "smallest data set (10000 examples)"),
@@ -370,6 +424,12 @@ BAD_ARGUMENTS = [
     (["--load-model", "m.npz", "--history", "m.npz"], "--history m.npz: the same file as "
                                                       "--load-model"),
     (["--history", "out", "--plot", "./out"], "--plot ./out: the same file as --history"),
+    (["--seed", "-1"], "argument --seed: -1 is not between 0 and 2**32 - 1"),
+    (["--seed", "99999999999"], "argument --seed: 99999999999 is not between 0 and 2**32 - 1"),
+    (["--lr", "1e-300"], "--lr 1e-300 is 0 in float32 (floatX): no training would happen"),
+    (["--data-dir", os.path.join(ROOT, "README.md")],
+     "README.md is not a directory: point --data-dir or MNIST_DATA_DIR at the directory "
+     "holding the four MNIST files"),
 ]
 
 
@@ -386,9 +446,13 @@ def test_cli_bad_arguments(args, message, capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("args, status", [(["--batch-size", "0"], 2),
-                                          (["--load-model", "/nonexistent.npz"], 1)])
+                                          (["--load-model", "/nonexistent.npz"], 1),
+                                          ("floatX=float16", 1)])
 def test_cli_bad_arguments_exit_status(args, status):
-    result = run_cli(*args)
+    if isinstance(args, str):
+        result = run_cli("--limit", "500", "--epochs", "1", env={"THEANO_FLAGS": args})
+    else:
+        result = run_cli(*args)
     assert result.returncode == status and "error: " in result.stderr
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
 
@@ -438,7 +502,10 @@ def test_gpu_asked_for_but_unavailable_fails_loudly(args, env):
     result = run_cli(*args, "--epochs", "1", "--limit", "500", env=env)
     assert result.returncode == 1
     assert "Starting training" not in result.stdout  # never a silent CPU run
-    last = result.stderr.strip().splitlines()[-1]
+    lines = [l for l in result.stderr.strip().splitlines()
+             if not l.startswith("compat: device=gpu is Theano's old CUDA backend")]
+    assert len(lines) == 1, result.stderr  # no traceback from Theano either
+    last = lines[0]
     assert last.startswith("error: ") and any(
         word in last for word in ("libcuda", "pygpu", "only Theano's CUDA backend"))
 
@@ -478,22 +545,27 @@ def test_progress_bar_on_stderr_only_on_a_terminal(tmp_path):
     assert piped.returncode == 0 and "batch/s" not in piped.stdout + piped.stderr
 
 
-def test_ctrl_c_on_the_command_line(tmp_path):
-    """SIGINT: exit 130; the model is saved only if an epoch completed."""
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_on_the_command_line(tmp_path, signame, status):
+    """SIGINT (Ctrl-C) or SIGTERM: exit 130 or 143; the model is saved only if
+    an epoch completed. The child gets SIGINT at its default disposition even
+    when the tests run with it ignored (a background job, nohup)."""
     import signal
+    signum = getattr(signal, signame)
     for wait_for, saved in (("Loading data...", False), ("Epoch 1 of", True)):
         model = tmp_path / ("m-%s.npz" % saved)
         process = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"), "--limit",
              "5000", "--epochs", "200", "--no-progress", "--save-model", str(model)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # each line as soon as printed
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),  # each line as soon as printed
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for line in process.stdout:
             if line.startswith(wait_for):
                 break
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=120)
-        assert process.returncode == 130, err
+        assert process.returncode == status, err
         assert "Traceback" not in err
         assert model.exists() == saved
         if saved:

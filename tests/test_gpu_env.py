@@ -440,7 +440,11 @@ def test_cli_failure_is_one_line_and_exit_1(monkeypatch, capsys):
     monkeypatch.setattr(gpu_env, "_prepare", fail)
     assert gpu_env.main([]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and err == "gpu_env: no NVIDIA driver library libcuda.so.1 (looked in /x)\n"
+    assert err == "gpu_env: no NVIDIA driver library libcuda.so.1 (looked in /x)\n"
+    # stdout makes the eval fail, so `eval ... && python ...` stops there
+    ran = subprocess.run(["bash", "-c", 'eval "$1" && echo RAN', "-", out],
+                         stdout=subprocess.PIPE, universal_newlines=True)
+    assert ran.returncode == 1 and ran.stdout == ""
 
 
 def test_import_needs_only_the_standard_library():

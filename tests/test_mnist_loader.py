@@ -490,6 +490,28 @@ def test_unwritable_target(tmp_path, fake, serve):
     one_line_error(excinfo, "cannot write into")
 
 
+def test_ctrl_c_during_a_download_leaves_no_directory(tmp_path, monkeypatch):
+    def interrupted(url, out):
+        out.write(b"part of a file")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ml, "http_get", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ml.download(str(tmp_path / "x" / "y"), mirrors=["http://127.0.0.1:9/"])
+    assert os.listdir(tmp_path) == []
+
+
+def test_downloads_and_stamps_follow_the_umask(tmp_path, monkeypatch, serve):
+    contents = fake_contents()
+    pin(monkeypatch, contents)
+    umask = os.umask(0o027)
+    try:
+        ml.download(str(tmp_path / "d"), mirrors=[serve(gz_routes(contents))])
+    finally:
+        os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "d").iterdir()}
+    assert modes == {name: 0o640 for name in [ml.STAMP_NAME] + [n + ".gz" for n in ml.FILES]}
+
+
 @needs_vendored
 def test_download_real_files(tmp_path, monkeypatch, serve):
     """The real pins against the real (recompressed) vendored archives."""
