@@ -1,7 +1,7 @@
 # The two commands: `make run` (train the 20 epochs) and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup run test
+.PHONY: setup run test notebook
 setup:
 	@tools/setup.sh
 
@@ -16,3 +16,10 @@ test: setup
 .PHONY: bench
 bench: setup
 	/usr/bin/python3 bench/bench.py $(ARGS)
+
+# Registers .venv as a Jupyter kernel for tutorial.ipynb (starts no server).
+notebook: setup
+	$(PY) -m ipykernel install --user --name feedforward-lasagne-mnist \
+		--display-name "Python (feedforward_lasagne_mnist .venv)"
+	@echo "Open tutorial.ipynb in Jupyter, JupyterLab or VS Code and choose"
+	@echo "the kernel 'Python (feedforward_lasagne_mnist .venv)'."

@@ -442,7 +442,10 @@ def describe_backend():
         device = "GPU " + gpu_env.gpu_in_use()
     else:
         device = "CPU " + cpu_name()
-    blas = [w for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]
+    here = os.path.dirname(os.path.abspath(__file__))
+    blas = [w if not w.startswith("-L") or os.path.relpath(w[2:], here).startswith("..")
+            else "-L" + os.path.relpath(w[2:], here)  # the project's .venv: a short path
+            for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]
     return ("Device: {} ({}), floatX={}, BLAS: {}, speed-ups: {}".format(
         device, theano.config.device, theano.config.floatX,
         " ".join(blas) or "none (numpy fallback)",
