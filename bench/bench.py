@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: the faithful Theano/Lasagne script vs a PyTorch peer.
+"""Side-by-side benchmark: the faithful Theano/Lasagne script, the same script
+on stock Theano/Lasagne code paths, and PyTorch and JAX peers.
 
     make bench                                   # 3 runs each x 20 epochs
     make bench ARGS="--runs 1 --epochs 2"        # quick check
     python3 bench/bench.py --help
 
-Runs A B A B ... (faithful, peer) as subprocesses on this machine, parses the
-tutorial's printed lines from both, and prints (and writes to bench/results.md)
-a table: median epoch time, total wall time including imports and compilation,
-test accuracy, the ratio faithful/peer, and the achieved GFLOP/s against the
-sgemm peak measured in the same run.
+Runs A B C D A B C D ... (faithful, stock, torch, jax) as subprocesses on this
+machine, parses the tutorial's printed lines from all, and prints (and writes
+to bench/results.md) a table: median epoch time, total wall time including
+imports and compilation, test accuracy, the ratio to the fastest peer, the
+achieved GFLOP/s against the sgemm peak, and the GEMM-bound limit of an epoch
+at the net's own shapes, all measured in the same run.
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE: unless --keep-openblas-env is given, the
 benchmark unsets both for its own child processes (only for them) and says so
@@ -26,8 +28,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PEER_VENV = os.path.join(HERE, ".venv-peer")
-PEER_REQS = os.path.join(HERE, "requirements-peer.txt")
+# Each peer in its own venv, made on first use from its pinned requirements.
+PEERS = {"torch": (os.path.join(HERE, ".venv-peer"), os.path.join(HERE, "requirements-peer.txt"),
+                   "peer_torch.py"),
+         "jax": (os.path.join(HERE, ".venv-jax"), os.path.join(HERE, "requirements-jax.txt"),
+                 "peer_jax.py")}
+SIDES = ("faithful", "stock", "torch", "jax")
+NAMES = {"faithful": "faithful (Theano/Lasagne, speed-ups on)",
+         "stock": "faithful, stock code paths (FLM_SPEEDUPS=0)",
+         "torch": "peer: PyTorch eager", "jax": "peer: JAX, jit of the whole step"}
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # FLOPs of one epoch, matrix products only (the elementwise work is < 1 %):
@@ -69,18 +78,19 @@ def child_env(keep_openblas):
     return env
 
 
-def ensure_peer_venv(python3):
-    """bench/.venv-peer with requirements-peer.txt, made once (idempotent)."""
-    py = os.path.join(PEER_VENV, "bin", "python")
-    stamp = os.path.join(PEER_VENV, "requirements.installed")
+def ensure_venv(python3, venv, reqs):
+    """A peer's venv with its requirements, made once (idempotent)."""
+    py = os.path.join(venv, "bin", "python")
+    stamp = os.path.join(venv, "requirements.installed")
     if not os.path.exists(py):
-        print("bench: creating %s" % PEER_VENV, flush=True)
-        subprocess.check_call([python3, "-m", "venv", PEER_VENV])
-    want = open(PEER_REQS).read()
+        print("bench: creating %s" % shown_path(venv), flush=True)
+        subprocess.check_call([python3, "-m", "venv", venv])
+    want = open(reqs).read()
     if not os.path.exists(stamp) or open(stamp).read() != want:
-        print("bench: installing %s into the peer venv" % os.path.basename(PEER_REQS), flush=True)
+        print("bench: installing %s into %s" % (os.path.basename(reqs), shown_path(venv)),
+              flush=True)
         subprocess.check_call([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                               "-r", PEER_REQS])
+                               "-r", reqs])
         with open(stamp, "w") as f:
             f.write(want)
     return py
@@ -111,12 +121,17 @@ def parse(stdout, wall, stderr=""):
             "acc": float(acc.group(1)), "compile": float(comp.group(1)) if comp else None}
 
 
-def sgemm_peak(python, env, theano_dir=None):
-    cmd = [python, os.path.join(HERE, "sgemm_peak.py")] + (["--theano", theano_dir] if theano_dir else [])
+def sgemm(python, env, theano_dir=None, net=False):
+    """(GFLOP/s, what) of the sgemm peak, or (seconds per epoch, GFLOP/s, what)
+    of the GEMM-bound limit at the net's shapes (net=True)."""
+    cmd = [python, os.path.join(HERE, "sgemm_peak.py")] + (
+        ["--theano", theano_dir] if theano_dir else []) + (["--net"] if net else [])
     out = subprocess.run(cmd, env=env, cwd=HERE, stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
-    _, gflops, n, what = out.strip().splitlines()[-1].split(" ", 3)
-    return float(gflops), what
+    words = out.strip().splitlines()[-1].split(" ", 3)
+    if net:
+        return float(words[1]), float(words[2]), words[3]
+    return float(words[1]), words[3]
 
 
 def shown_path(path):
@@ -179,34 +194,40 @@ def med(rows, key):
     return statistics.median(vals) if vals else None
 
 
-def table(results, peak, info):
-    f, p = results["faithful"], results["peer"]
+def table(results, peak, limit, info):
     fmt = lambda v, spec: "–" if v is None else format(v, spec)
+    peers = [med(results[p], "epoch") for p in ("torch", "jax") if results[p]]
+    fastest = min(peers) if peers else None
     lines = [
         "| | median epoch (s) | total incl. compile (s) | compile (s) | test accuracy (%) "
-        "| GFLOP/s | % of sgemm peak |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| GFLOP/s | % of sgemm peak | ÷ fastest peer | ÷ GEMM-bound limit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, rows in (("faithful (Theano/Lasagne)", f), ("peer (PyTorch)", p)):
+    for side in SIDES:
+        rows = results[side]
         if not rows:
             continue
         e = med(rows, "epoch")
         g = EPOCH_GFLOP / e
-        lines.append("| %s | %.3f | %.1f | %s | %.2f | %.0f | %.0f %% |" % (
-            name, e, med(rows, "wall"), fmt(med(rows, "compile"), ".2f"), med(rows, "acc"),
-            g, 100 * g / peak))
-    if f and p:
-        lines.append("| ratio faithful/peer | %.2f | %.2f | | | | |" % (
-            med(f, "epoch") / med(p, "epoch"), med(f, "wall") / med(p, "wall")))
-    lines += ["", "Medians over %d run(s) each, alternating faithful/peer; %d epochs per run;"
-              " %.1f GFLOP per epoch (matrix products: %.1f training + %.1f validation)."
-              % (max(len(f), len(p)), info["epochs"], EPOCH_GFLOP, TRAIN_FLOP / 1e9,
-                 VAL_FLOP / 1e9), ""]
+        lines.append("| %s | %.3f | %.1f | %s | %.2f | %.0f | %.0f %% | %s | %.2f |" % (
+            NAMES[side], e, med(rows, "wall"), fmt(med(rows, "compile"), ".2f"),
+            med(rows, "acc"), g, 100 * g / peak,
+            fmt(fastest and e / fastest, ".2f"), e / limit[0]))
+    lines.append("| GEMM-bound limit: the net's 8 + 3 products alone, Theano Dot22 | %.3f "
+                 "| | | | %.0f | %.0f %% | | 1.00 |" % (limit[0], limit[1], 100 * limit[1] / peak))
+    lines += ["", "Medians over %d run(s) each, alternating %s; %d epochs per run, the median "
+              "epoch of each run; %.1f GFLOP per epoch (matrix products: %.1f training + %.1f "
+              "validation). Test accuracy: median over the runs (seed = run number)."
+              % (max(len(r) for r in results.values()),
+                 "/".join(s for s in SIDES if results[s]), info["epochs"], EPOCH_GFLOP,
+                 TRAIN_FLOP / 1e9, VAL_FLOP / 1e9), ""]
     lines += ["- %s: %s" % kv for kv in info["about"]]
     lines += ["", "Per run (median epoch s / total s / test %):", ""]
-    for name, rows in (("faithful", f), ("peer", p)):
-        lines.append("- %s: %s" % (name, "; ".join(
-            "%.3f / %.1f / %.2f" % (r["epoch"], r["wall"], r["acc"]) for r in rows)))
+    for side in SIDES:
+        if results[side]:
+            lines.append("- %s: %s" % (side, "; ".join(
+                "%.3f / %.1f / %.2f" % (r["epoch"], r["wall"], r["acc"])
+                for r in results[side])))
     return "\n".join(lines) + "\n"
 
 
@@ -218,17 +239,19 @@ def main(argv=None):
     ap.add_argument("--faithful-dir", default=ROOT,
                     help="directory holding feedforward_lasagne_mnist.py (default: the repo)")
     ap.add_argument("--faithful-python", default=os.path.join(ROOT, ".venv", "bin", "python"))
-    ap.add_argument("--peer-python", default=None,
-                    help="python with torch (default: bench/.venv-peer, created if missing)")
     ap.add_argument("--python3", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3")
-                    else sys.executable, help="python used to create the peer venv")
-    ap.add_argument("--only", choices=("faithful", "peer"), help="run one side only")
+                    else sys.executable, help="python used to create the peers' venvs")
+    ap.add_argument("--only", default=",".join(SIDES),
+                    help="comma-separated sides to run, of %s (default: all)" % ",".join(SIDES))
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="leave OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as they are")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"),
                     help="where the table goes (default bench/results.md; '' for none)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     args = ap.parse_args(argv)
+    sides = [s for s in args.only.split(",") if s]
+    if not sides or set(sides) - set(SIDES):
+        ap.error("--only: choose among %s" % ",".join(SIDES))
 
     env = child_env(args.keep_openblas_env)
     was = {v: os.environ.get(v) for v in OPENBLAS_VARS}
@@ -240,36 +263,38 @@ def main(argv=None):
     print("bench: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE " + blas_env, flush=True)
     load_start = loadavg()
 
-    sides = ("faithful", "peer") if args.only is None else (args.only,)
-    peer_py = None
-    if "peer" in sides:
-        peer_py = args.peer_python or ensure_peer_venv(args.python3)
+    pythons = {s: args.faithful_python for s in ("faithful", "stock")}
+    for peer in ("torch", "jax"):
+        if peer in sides:
+            venv, reqs, _ = PEERS[peer]
+            pythons[peer] = ensure_venv(args.python3, venv, reqs)
     logs = os.path.join(HERE, "logs")
     os.makedirs(logs, exist_ok=True)
 
-    peaks = {}
-    for name, py, theano_dir in (("faithful venv", args.faithful_python, args.faithful_dir),
-                                 ("peer venv", peer_py, None)):
-        if py:
-            peaks[name] = sgemm_peak(py, env, theano_dir)
-            print("bench: sgemm peak, %s (%s): %.0f GFLOP/s" % (name, peaks[name][1],
-                                                              peaks[name][0]), flush=True)
+    peaks = {"faithful venv": sgemm(args.faithful_python, env, args.faithful_dir)}
+    if "torch" in sides:
+        peaks["torch venv"] = sgemm(pythons["torch"], env)
+    for name, (g, what) in peaks.items():
+        print("bench: sgemm peak, %s (%s): %.0f GFLOP/s" % (name, what, g), flush=True)
     peak = max(g for g, _ in peaks.values())
+    limit = sgemm(args.faithful_python, env, args.faithful_dir, net=True)
+    print("bench: GEMM-bound limit at the net's shapes (%s): %.3f s per epoch, %.0f GFLOP/s"
+          % (limit[2], limit[0], limit[1]), flush=True)
 
-    results = {"faithful": [], "peer": []}
+    results = {s: [] for s in SIDES}
     for i in range(args.runs):
         seed = args.seed + i
         for side in sides:
-            if side == "faithful":
-                cmd = [args.faithful_python, "-c",
-                       FAITHFUL_SNIPPET.format(seed=seed, epochs=args.epochs)]
+            side_env = dict(env, FLM_SPEEDUPS="0") if side == "stock" else env
+            if side in ("faithful", "stock"):
+                cmd = [pythons[side], "-c", FAITHFUL_SNIPPET.format(seed=seed, epochs=args.epochs)]
                 cwd = args.faithful_dir
             else:
-                cmd = [peer_py, os.path.join(HERE, "peer_torch.py"),
+                cmd = [pythons[side], os.path.join(HERE, PEERS[side][2]),
                        "--epochs", str(args.epochs), "--seed", str(seed)]
-                cwd = ROOT
+                cwd = HERE
             log = os.path.join(logs, "%s-run%d.log" % (side, i + 1))
-            out, err, wall = run_logged(cmd, cwd, env, log, args.timeout)
+            out, err, wall = run_logged(cmd, cwd, side_env, log, args.timeout)
             r = parse(out, wall, err)
             results[side].append(r)
             print("bench: %-8s run %d/%d seed %d: median epoch %.3fs, total %.1fs, "
@@ -285,13 +310,17 @@ def main(argv=None):
              ("faithful script", os.path.normpath(os.path.join(
                  shown_path(args.faithful_dir), "feedforward_lasagne_mnist.py"))),
              ("sgemm peak (2000x2000, best of 7)", "; ".join(
-                 "%s %.0f GFLOP/s (%s)" % (k, g, d) for k, (g, d) in peaks.items()))]
-    text = table(results, peak, {"epochs": args.epochs, "about": about})
+                 "%s %.0f GFLOP/s (%s)" % (k, g, d) for k, (g, d) in peaks.items())),
+             ("GEMM-bound limit", "%.3f s per epoch: the 8 products of a training step x 100 "
+              "+ the 3 forward products x 20 validation batches, each at the net's shapes, "
+              "best of 30 calls (%s)" % (limit[0], limit[2]))]
+    text = table(results, peak, limit, {"epochs": args.epochs, "about": about})
     print()
     print(text)
     if args.out:
         with open(args.out, "w") as f:
-            f.write("# Benchmark: faithful Theano/Lasagne vs PyTorch peer\n\n"
+            f.write("# Benchmark: the faithful Theano/Lasagne script, its stock code paths, "
+                    "PyTorch and JAX\n\n"
                     "Written by `make bench` (bench/bench.py %s).\n\n" % shown_args(
                         argv if argv is not None else sys.argv[1:]) + text)
         print("bench: table written to %s" % os.path.relpath(args.out))

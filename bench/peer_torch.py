@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch peer of feedforward_lasagne_mnist.py, for bench/bench.py.
 
-Same data and split (the vendored IDX files, read as mnist_loader does), same 784-500-300-10 net with
+Same data and split (peer_data.py: the vendored IDX files, read as mnist_loader does), same 784-500-300-10 net with
 ReLU, dropout 0.4 (inverted: kept units scaled by 1/0.6, as Lasagne's
 DropoutLayer(rescale=True)), softmax + mean categorical cross-entropy, Glorot
 uniform weights (gain 1: U(-a, a), a = sqrt(6 / (fan_in + fan_out))) and zero
@@ -16,55 +16,20 @@ It prints the tutorial's own lines ("Epoch i of n took ...s", "  test
 accuracy: ...") so that one parser reads both programs.
 """
 import argparse
-import gzip
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mnist")
-
-
-def load_idx(name, data_dir=None):
-    """One of the project's vendored IDX files (as mnist_loader reads them)."""
-    data_dir = data_dir or os.environ.get("MNIST_DATA_DIR") or DATA_DIR
-    path = os.path.join(data_dir, name)
-    opener = open if os.path.exists(path) else gzip.open
-    with opener(path if opener is open else path + ".gz", "rb") as f:
-        raw = f.read()
-    if int.from_bytes(raw[:4], "big") == 2051:
-        return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 784)
-    return np.frombuffer(raw, np.uint8, offset=8)
-
-
-def load_data():
-    """mnist_loader.load_data's arrays: images / 256 as float32, the last 10,000
-    training images held out for validation (flattened to 784 here)."""
-    X = load_idx("train-images-idx3-ubyte") / np.float32(256)
-    y = load_idx("train-labels-idx1-ubyte")
-    X_test = load_idx("t10k-images-idx3-ubyte") / np.float32(256)
-    y_test = load_idx("t10k-labels-idx1-ubyte")
-    return X[:-10000], y[:-10000], X[-10000:], y[-10000:], X_test, y_test
-
-
-def glorot_uniform(fan_in, fan_out, rng):
-    a = np.sqrt(6.0 / (fan_in + fan_out))
-    # Lasagne's W is (fan_in, fan_out); torch's Linear keeps (out, in).
-    return torch.from_numpy(rng.uniform(-a, a, (fan_in, fan_out)).astype(np.float32))
+from peer_data import glorot_params, load_data, print_epoch, print_final
 
 
 class MLP:
     """Parameters as plain tensors, W (in, out) as in Lasagne."""
 
-    def __init__(self, rng, sizes=(784, 500, 300, 10), p=0.4):
+    def __init__(self, rng, p=0.4):
         self.p = p
-        self.params = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            W = glorot_uniform(fan_in, fan_out, rng).requires_grad_()
-            b = torch.zeros(fan_out, requires_grad=True)
-            self.params += [W, b]
+        self.params = [torch.from_numpy(a).requires_grad_() for a in glorot_params(rng)]
 
     def logits(self, x, train):
         W1, b1, W2, b2, W3, b3 = self.params
@@ -126,14 +91,9 @@ def run(num_epochs=20, seed=None, threads=None):
             train_err += loss.item()
             batches += 1
         val_err, val_acc = evaluate(model, X_val, y_val)
-        print("Epoch {} of {} took {:.3f}s".format(epoch + 1, num_epochs, time.time() - t0))
-        print("training loss:\t\t{:.6f}".format(train_err / batches))
-        print("validation loss:\t\t{:.6f}".format(val_err))
-        print("validation accuracy:\t\t{:.2f} %".format(val_acc * 100))
+        print_epoch(epoch, num_epochs, time.time() - t0, train_err / batches, val_err, val_acc)
     test_err, test_acc = evaluate(model, X_test, y_test)
-    print("Final results in {} seconds:".format(time.time() - start))
-    print("  test loss:\t\t\t{:.6f}".format(test_err))
-    print("  test accuracy:\t\t{:.2f} %".format(test_acc * 100))
+    print_final(time.time() - start, test_err, test_acc)
 
 
 def main(argv=None):
