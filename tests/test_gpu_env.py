@@ -2,11 +2,14 @@
 
 Every library is a small non-ELF file named like the real one; the linker
 cache (`ldconfig -p`), the driver's CUDA version and the build toolchain are
-injected, so the real machine's CUDA (if any) never leaks into a result.
+injected, and XDG_CACHE_HOME points into tmp_path, so the real machine's CUDA
+(if any) never leaks into a result.
 """
 import functools
+import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -71,13 +74,14 @@ def fake(tmp_path):
     libcuda = lib(str(driver_dir / "libcuda.so.1"))
     site = str(tmp_path / "site")
     os.makedirs(site)
-    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    cache = str(tmp_path / "xdg" / "feedforward_lasagne_mnist")
+    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin",
+           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     kw = dict(ldconfig_output="", driver_dirs=[str(driver_dir)], toolkit_roots=[],
-              site_dirs=[site], driver_version=lambda path: (12, 4),
-              nvrtc_version=lambda path: None, check_build=False,
-              link_dir=str(tmp_path / "links"), compiledir=str(tmp_path / "cache"))
+              site_dirs=[site], driver_version=lambda path: (12, 4), check_build=False)
     return types.SimpleNamespace(tmp=tmp_path, site=site, libcuda=libcuda, env=env, kw=kw,
-                                 links=str(tmp_path / "links"), driver_dir=str(driver_dir))
+                                 links=os.path.join(cache, "gpu-libs"), driver_dir=str(driver_dir),
+                                 compiledir=os.path.join(cache, "theano-gpu"))
 
 
 def flags(env):
@@ -100,7 +104,7 @@ def test_pip_wheels_links_library_path_and_flags(fake):
     assert env["LD_LIBRARY_PATH"].split(":") == [
         fake.links, cublas_dir, nvrtc_dir, fake.driver_dir, "/opt/mine"]
     assert flags(env) == {"device": "cuda", "floatX": "float32", "dnn.enabled": "False",
-                          "base_compiledir": str(fake.tmp / "cache")}
+                          "base_compiledir": fake.compiledir}
     assert env[MARKER] == fake.links
     assert env["HOME"] == fake.env["HOME"]          # the rest of env is kept
     assert "LD_LIBRARY_PATH" in fake.env and MARKER not in fake.env  # input not modified
@@ -122,7 +126,7 @@ def test_user_theano_flags_kept_unless_they_conflict(fake):
                                 "base_compiledir=/y,gpuarray.preallocate=0.5")
     f = flags(gpu_env.cuda_environment(fake.env, **fake.kw))
     assert f == {"device": "cuda", "floatX": "float32", "dnn.enabled": "False",
-                 "base_compiledir": str(fake.tmp / "cache"), "blas.ldflags": "-lopenblas",
+                 "base_compiledir": fake.compiledir, "blas.ldflags": "-lopenblas",
                  "optimizer": "fast_compile", "gpuarray.preallocate": "0.5"}
     fake.env["THEANO_FLAGS"] = "device=cuda1"  # the user's choice of GPU stays
     assert flags(gpu_env.cuda_environment(fake.env, **fake.kw))["device"] == "cuda1"
@@ -130,26 +134,26 @@ def test_user_theano_flags_kept_unless_they_conflict(fake):
 
 def test_toolkit_layout_sonames_and_stub_ignored(fake, tmp_path):
     root = str(tmp_path / "cuda-12.4")
-    libdir = toolkit(root, 12, 4)
+    toolkit(root, 12, 4)
     fake.kw.update(toolkit_roots=[root], site_dirs=[])
     libs = gpu_env.discover(fake.env, **{k: fake.kw[k] for k in (
-        "ldconfig_output", "driver_dirs", "toolkit_roots", "site_dirs",
-        "driver_version", "nvrtc_version")})
-    # the soname (not the fully versioned file), through lib64 -> targets/.../lib;
-    # the minor read off the versioned names
+        "ldconfig_output", "driver_dirs", "toolkit_roots", "site_dirs", "driver_version")})
+    # the soname (not the fully versioned file), through lib64 -> targets/.../lib
+    # (one folder, searched once); NVRTC's minor read off libnvrtc-builtins.so.12.4
     assert libs.nvrtc.path == os.path.join(root, "lib64", "libnvrtc.so.12")
     assert libs.nvrtc.version == (12, 4)
     assert libs.cublas.path == os.path.join(root, "lib64", "libcublas.so.12")
-    assert os.path.realpath(libs.cublas.companion_dir) == os.path.realpath(libdir)
     assert libs.libcuda == fake.libcuda  # not lib64/stubs/libcuda.so
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert env["LD_LIBRARY_PATH"].split(":") == [
+        fake.links, os.path.join(root, "lib64"), fake.driver_dir]
 
 
-def test_cuda_home_searched_first(fake, tmp_path):
+@pytest.mark.parametrize("var", ["CUDA_HOME", "CUDA_PATH"])
+def test_cuda_home_searched_first(fake, tmp_path, var):
     home = str(tmp_path / "my-cuda")
     toolkit(home, 12, 4)
-    assert gpu_env.default_toolkit_roots({"CUDA_HOME": home})[0] == home
-    assert gpu_env.default_toolkit_roots({"CUDA_PATH": home})[0] == home
-    fake.env["CUDA_HOME"] = home
+    fake.env[var] = home
     fake.kw.update(toolkit_roots=None, site_dirs=[])
     gpu_env.cuda_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")).startswith(home + os.sep)
@@ -186,20 +190,48 @@ def test_newest_library_the_driver_supports_wins(fake, tmp_path):
     toolkit(root, 12, 4)
     wheels(fake.site, 12, 8)
     wheels(fake.site, 13, 0)
-    fake.kw["toolkit_roots"] = [root]
     pick = functools.partial(gpu_env.discover, fake.env, ldconfig_output="",
                              driver_dirs=fake.kw["driver_dirs"], toolkit_roots=[root],
-                             site_dirs=[fake.site], nvrtc_version=lambda p: None)
+                             site_dirs=[fake.site])
     libs = pick(driver_version=lambda p: (12, 6))
-    assert libs.nvrtc.version == (12, 4) and libs.cublas.version[0] == 12
+    assert libs.nvrtc.version == (12, 4) and libs.cublas.version == (12,)
+    assert libs.nvrtc.path.startswith(root) and libs.cublas.path.startswith(root)  # 1st of equals
     libs = pick(driver_version=lambda p: (12, 8))
     assert libs.nvrtc.version == (12, 8) and "cuda_nvrtc" in libs.nvrtc.path
     libs = pick(driver_version=lambda p: (13, 0))
-    assert libs.nvrtc.version == (13, 0) and libs.cublas.version[0] == 13
-    # the library's own nvrtcVersion() beats the file names: all say 12.4 here,
-    # so the first found (the toolkit) wins
-    libs = pick(driver_version=lambda p: (13, 0), nvrtc_version=lambda p: (12, 4))
-    assert libs.nvrtc.version == (12, 4) and libs.nvrtc.path.startswith(root)
+    assert libs.nvrtc.version == (13, 0) and libs.cublas.version == (13,)
+
+
+def test_incomplete_install_skipped_for_a_complete_one(fake, tmp_path):
+    """An NVRTC without its libnvrtc-builtins (or a cuBLAS without its
+    cuBLASLt) can't run: a complete older one is taken instead."""
+    wheels(fake.site, 12, 4)
+    broken = str(tmp_path / "broken")
+    lib(os.path.join(broken, "libnvrtc.so.12"))
+    lib(os.path.join(broken, "libcublas.so.12"))
+    fake.env["LD_LIBRARY_PATH"] = broken  # searched first
+    libs = gpu_env.discover(fake.env, **{k: fake.kw[k] for k in (
+        "ldconfig_output", "driver_dirs", "toolkit_roots", "site_dirs", "driver_version")})
+    assert libs.nvrtc.path.startswith(fake.site) and libs.cublas.path.startswith(fake.site)
+
+
+def test_distribution_packages_from_the_ldconfig_cache(fake, tmp_path):
+    """NVRTC and cuBLAS that a distribution's packages put in the system's own
+    folders (e.g. /usr/lib/x86_64-linux-gnu), found through the linker cache."""
+    multiarch = str(tmp_path / "usr-lib")
+    for name in ("libnvrtc.so.12", "libnvrtc-builtins.so.12.0", "libcublas.so.12",
+                 "libcublasLt.so.12"):
+        lib(os.path.join(multiarch, name))
+    fake.kw["ldconfig_output"] = "".join(
+        "\t%s (libc6,x86-64) => %s\n" % (name, os.path.join(multiarch, name))
+        for name in ("libnvrtc.so.12", "libcublas.so.12"))
+    fake.kw["site_dirs"] = []
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(
+        multiarch, "libnvrtc.so.12")
+    assert os.readlink(os.path.join(fake.links, "libcublas.so")) == os.path.join(
+        multiarch, "libcublas.so.12")
+    assert env["LD_LIBRARY_PATH"].split(":")[:2] == [fake.links, multiarch]
 
 
 def test_unknown_driver_version_does_not_block(fake):
@@ -226,7 +258,8 @@ def test_missing_nvrtc(fake):
     with pytest.raises(GpuEnvError) as e:
         gpu_env.cuda_environment(fake.env, **fake.kw)
     msg = str(e.value)
-    assert msg.startswith("no CUDA NVRTC library libnvrtc.so.N (looked in ")
+    assert msg.startswith("no NVRTC libnvrtc.so.N with the libnvrtc-builtins.so.N.M it loads "
+                          "beside it (looked in ")
     assert fake.site in msg and "nvidia/*/lib" in msg  # where it looked
     assert "pip install 'nvidia-cuda-nvrtc-cu12==12.4.*'" in msg and "CUDA_HOME" in msg
     assert not os.path.exists(fake.links)  # nothing made on failure
@@ -241,8 +274,8 @@ def test_missing_nvrtc_with_a_cuda13_driver(fake):
 def test_missing_nvrtc_builtins(fake):
     _, nvrtc_dir = wheels(fake.site, 12, 4)
     os.remove(os.path.join(nvrtc_dir, "libnvrtc-builtins.so.12.4"))
-    fake.kw["nvrtc_version"] = lambda path: (12, 4)
-    with pytest.raises(GpuEnvError, match=r"no libnvrtc-builtins\.so\.12\.4 beside it"):
+    with pytest.raises(GpuEnvError, match=r"^no NVRTC libnvrtc\.so\.N with the "
+                       r"libnvrtc-builtins\.so\.N\.M it loads beside it"):
         gpu_env.cuda_environment(fake.env, **fake.kw)
 
 
@@ -251,14 +284,16 @@ def test_missing_cublas(fake):
     os.remove(os.path.join(cublas_dir, "libcublas.so.12"))
     with pytest.raises(GpuEnvError) as e:
         gpu_env.cuda_environment(fake.env, **fake.kw)
-    assert str(e.value).startswith("no cuBLAS library libcublas.so.N (looked in ")
+    assert str(e.value).startswith("no cuBLAS libcublas.so.N with the libcublasLt.so.N it "
+                                   "loads beside it (looked in ")
     assert "pip install 'nvidia-cublas-cu12==12.*'" in str(e.value)
 
 
 def test_missing_cublaslt(fake):
     cublas_dir, _ = wheels(fake.site, 12, 4)
     os.remove(os.path.join(cublas_dir, "libcublasLt.so.12"))
-    with pytest.raises(GpuEnvError, match=r"no libcublasLt\.so\.12 beside it"):
+    with pytest.raises(GpuEnvError, match=r"^no cuBLAS libcublas\.so\.N with the "
+                       r"libcublasLt\.so\.N it loads beside it"):
         gpu_env.cuda_environment(fake.env, **fake.kw)
 
 
@@ -267,7 +302,7 @@ def test_nvrtc_newer_than_driver(fake):
     with pytest.raises(GpuEnvError) as e:
         gpu_env.cuda_environment(fake.env, **fake.kw)
     assert str(e.value).startswith(
-        "NVRTC 13.0 (%s) is newer than the driver's CUDA 12.4: install an NVRTC <= 12.4 "
+        "NVRTC 13.0 (%s) is newer than the driver's CUDA 12.4: install NVRTC <= 12.4 "
         "(pip install 'nvidia-cuda-nvrtc-cu12==12.4.*')"
         % os.path.join(fake.site, "nvidia", "cu13", "lib", "libnvrtc.so.13"))
 
@@ -285,29 +320,39 @@ def test_cublas_newer_than_driver(fake, tmp_path):
     for name in ("libcublas.so.12", "libcublasLt.so.12"):
         os.remove(os.path.join(fake.site, "nvidia", "cublas", "lib", name))
     fake.env["LD_LIBRARY_PATH"] = str(tmp_path / "other")
-    with pytest.raises(GpuEnvError, match=r"^cuBLAS 13 .* needs a driver for CUDA 13"):
+    with pytest.raises(GpuEnvError, match=r"^cuBLAS 13 .* is newer than the driver's CUDA "
+                       r"12\.4: install cuBLAS <= 12 \(pip install 'nvidia-cublas-cu12==12\.\*'\)"):
         gpu_env.cuda_environment(fake.env, **fake.kw)
 
 
 def test_path_with_comma_refused(fake):
     wheels(fake.site, 12, 4)
-    fake.kw["compiledir"] = str(fake.tmp / "a,b")
+    fake.env["XDG_CACHE_HOME"] = str(fake.tmp / "a,b")
     with pytest.raises(GpuEnvError, match="can't hold ','"):
         gpu_env.cuda_environment(fake.env, **fake.kw)
 
 
 # ------------------------------------------------------------ build toolchain
 
+def pygpu_metadata(site, version):
+    """pygpu as Debian's python3-pygpu installs it: the package and an .egg-info folder."""
+    lib(os.path.join(site, "pygpu", "__init__.py"))
+    for old in glob.glob(os.path.join(site, "pygpu-*.egg-info")):
+        shutil.rmtree(old)
+    info = os.path.join(site, "pygpu-%s.egg-info" % version)
+    os.makedirs(info)
+    with open(os.path.join(info, "PKG-INFO"), "w") as f:
+        f.write("Metadata-Version: 1.1\nName: pygpu\nVersion: %s\n" % version)
+
+
 @pytest.fixture
 def toolchain(tmp_path):
-    inc, libdir, pyinc, pygpu = (tmp_path / d for d in ("inc", "lib", "pyinc", "pygpu"))
+    inc, pyinc, site = (tmp_path / d for d in ("inc", "pyinc", "dist-packages"))
     lib(str(inc / "gpuarray" / "types.h"))
-    lib(str(libdir / "libgpuarray.so"))
     lib(str(pyinc / "Python.h"))
-    os.makedirs(str(pygpu))
-    (pygpu / "_version.py").write_text('version_json = """\n{\n "version": "0.7.6"\n}\n"""\n')
-    return dict(include_dirs=[str(inc)], library_dirs=[str(libdir)], python_include=str(pyinc),
-                pygpu_dir=str(pygpu), which=lambda name, path=None: "/usr/bin/" + name)
+    pygpu_metadata(str(site), "0.7.6")
+    return dict(include_dirs=[str(inc)], python_include=str(pyinc), pygpu_path=[str(site)],
+                which=lambda name, path=None: "/usr/bin/" + name)
 
 
 def test_build_requirements_met(toolchain):
@@ -318,10 +363,9 @@ def test_build_requirements_met(toolchain):
     (lambda t: t.update(which=lambda name, path=None: None), "no C++ compiler 'g++'"),
     (lambda t: os.remove(os.path.join(t["python_include"], "Python.h")), "python3-dev"),
     (lambda t: t.update(include_dirs=[]), "no libgpuarray headers gpuarray/types.h"),
-    (lambda t: t.update(library_dirs=["/nonexistent"]), "no libgpuarray.so to link with -lgpuarray"),
-    (lambda t: os.remove(os.path.join(t["pygpu_dir"], "_version.py")), "apt-get install python3-pygpu"),
-    (lambda t: open(os.path.join(t["pygpu_dir"], "_version.py"), "w").write('"version": "0.8.0"'),
-     "Theano 1.0.5 needs pygpu 0.7.x"),
+    (lambda t: t.update(pygpu_path=[]), "apt-get install python3-pygpu"),
+    (lambda t: pygpu_metadata(t["pygpu_path"][0], "0.8.0"),
+     "pygpu 0.8.0: Theano 1.0.5 needs pygpu 0.7.x"),
 ])
 def test_build_requirement_missing(toolchain, breakage, message):
     breakage(toolchain)
@@ -418,12 +462,11 @@ def test_gpu_asked_but_pygpu_not_activated():
 def test_cli_prints_eval_able_exports(fake, monkeypatch, capsys):
     wheels(fake.site, 12, 4)
     kw = dict(fake.kw)
-    for key in ("link_dir", "compiledir", "check_build"):
-        kw.pop(key)
+    kw.pop("check_build")
     real = gpu_env._prepare
-    monkeypatch.setattr(gpu_env, "_prepare", lambda env, link_dir, compiledir, check_build:
-                        real(fake.env, link_dir, compiledir, False, **kw))
-    assert gpu_env.main(["--link-dir", fake.links, "--compiledir", str(fake.tmp / "c")]) == 0
+    monkeypatch.setattr(gpu_env, "_prepare", lambda env, check_build:
+                        real(fake.env, check_build, **kw))  # (with the build check, it fails)
+    assert gpu_env.main(["--no-build-check"]) == 0
     out = capsys.readouterr().out
     assert "# NVRTC 12.4: " in out
     shown = subprocess.run(["bash", "-c", 'eval "$1"; echo "$THEANO_FLAGS|$LD_LIBRARY_PATH|$%s"'
@@ -445,6 +488,24 @@ def test_cli_failure_is_one_line_and_exit_1(monkeypatch, capsys):
     ran = subprocess.run(["bash", "-c", 'eval "$1" && echo RAN', "-", out],
                          stdout=subprocess.PIPE, universal_newlines=True)
     assert ran.returncode == 1 and ran.stdout == ""
+
+
+def _driver_installed():
+    return any(os.path.isfile(p) for p in
+               [p for name, p in gpu_env.ldconfig_entries() if name == "libcuda.so.1"]
+               + [os.path.join(d, "libcuda.so.1") for d in gpu_env.DRIVER_DIRS])
+
+
+@pytest.mark.skipif(_driver_installed(), reason="this machine has an NVIDIA driver")
+def test_cli_in_a_real_process_without_a_driver(tmp_path):
+    """`python gpu_env.py` started as a shell starts it, on a machine without a driver."""
+    ran = subprocess.run([sys.executable, "gpu_env.py"], cwd=ROOT, universal_newlines=True,
+                         env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert (ran.returncode, ran.stdout) == (1, "false\n")
+    assert ran.stderr.startswith("gpu_env: no NVIDIA driver library libcuda.so.1 (looked in "
+                                 "the ldconfig cache and /usr/lib/x86_64-linux-gnu, ")
+    assert ran.stderr.count("\n") == 1 and not os.listdir(str(tmp_path))  # nothing made
 
 
 def test_import_needs_only_the_standard_library():
