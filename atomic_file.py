@@ -47,6 +47,9 @@ def problem(path):
         return "no directory " + folder
     if not os.access(folder, os.W_OK):
         return "directory %s not writable" % folder
+    uid, dir_st = os.getuid(), os.stat(folder)
+    if (st is not None and dir_st.st_mode & stat.S_ISVTX and uid not in (0, st.st_uid, dir_st.st_uid)):
+        return "owned by another user in the sticky directory %s" % folder
     return None
 
 
@@ -57,8 +60,11 @@ def write(path, fill, mode="wb"):
     Raises OSError naming `path` when it cannot be written."""
     st = _kind(path)
     if is_stream(st):
-        with open(path, mode.replace("+", "")) as f:
-            fill(f)
+        try:
+            with open(path, mode.replace("+", "")) as f:
+                fill(f)
+        except OSError as e:  # e.g. the reader of a pipe went away
+            raise OSError("{}: cannot write ({})".format(path, e.strerror or e)) from e
         return
     reason = problem(path)
     if reason:

@@ -110,7 +110,17 @@ def default_blas_ldflags():
 
 
 def default_flags():
-    return {"floatX": "float32", "blas.ldflags": default_blas_ldflags()}
+    flags = {"floatX": "float32", "blas.ldflags": default_blas_ldflags()}
+    # Theano keeps its compiled C code in ~/.theano and fails with a traceback
+    # when it cannot create it (a container's --user with no home): use a
+    # folder of this user's in the temporary directory then.
+    home = os.path.expanduser("~")
+    theano_dir = os.path.join(home, ".theano")
+    if not os.access(theano_dir if os.path.isdir(theano_dir) else home, os.W_OK):
+        import tempfile
+        flags["base_compiledir"] = os.path.join(tempfile.gettempdir(),
+                                                "theano-uid%d" % os.getuid())
+    return flags
 
 
 def _from_theanorc(key, env):
@@ -132,7 +142,9 @@ def set_default_flags(env=os.environ):
     .theanorc; so a default is added only when neither the user's THEANO_FLAGS
     nor their .theanorc mentions that key.
     """
-    user = flags_dict(env.get("THEANO_FLAGS", ""))
+    user = set(flags_dict(env.get("THEANO_FLAGS", "")))
+    if "compiledir" in user or _from_theanorc("compiledir", env) is not None:
+        user.add("base_compiledir")  # the user's compiledir is below no base of ours
     missing = ["%s=%s" % (k, v) for k, v in default_flags().items()
                if k not in user and _from_theanorc(k, env) is None]
     if missing:

@@ -18,6 +18,7 @@ from __future__ import print_function
 
 import argparse
 import csv
+import io
 import os
 import platform
 import signal
@@ -25,6 +26,9 @@ import sys
 import time
 import weakref
 import zipfile
+
+if __name__ == "__main__":  # Ctrl-C while Theano and Lasagne import: exit quietly
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 
 # The 2016 -> 2026 shims (compat.py) must be in place before Theano is first
 # imported. The project's .venv does it at interpreter start; this line does it
@@ -386,6 +390,9 @@ def check_data(X_train, y_train, X_val, y_val, X_test, y_test, batch_size=500, l
     compiled: what is safe to convert is converted (lists, float64 images,
     (N, 28, 28) or (N, 784) images, int32/int64 labels); anything else is a
     ValueError with one sentence naming the array."""
+    for name, value in (("batch_size", batch_size), ("limit", limit)):
+        if value is not None and not isinstance(value, (int, np.integer)):
+            raise ValueError("{} {!r} must be a whole number".format(name, value))
     if limit is not None:
         if limit < 1:
             raise ValueError("limit {} must be at least 1 (None: all the training "
@@ -404,6 +411,8 @@ def check_data(X_train, y_train, X_val, y_val, X_test, y_test, batch_size=500, l
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError("{} has shape {}: expected one label per image of {}, "
                              "shape ({},)".format(y_name, y.shape, X_name, len(X)))
+        if not np.isfinite(X).all():
+            raise ValueError("{} holds NaN or infinite values".format(X_name))
         if X.size and not (X.min() >= 0 and X.max() <= 1):
             raise ValueError("{} has values from {} to {}: expected [0, 1]; divide by 256 "
                              "as load_data does".format(X_name, X.min(), X.max()))
@@ -464,8 +473,15 @@ MAX_ARRAY_BYTES = 1 << 26  # the largest array, 784x500 in float64, is 3 MB
 def save_network(network, path):
     values = lasagne.layers.get_all_param_values(network)
     arrays = {"param_%d" % i: v for i, v in enumerate(values)}
-    atomic_file.write(path, lambda f: np.savez(f, architecture=np.array(ARCHITECTURE),
-                                               **arrays))
+    archive = io.BytesIO()  # built in memory (2 MB), so a failing disk only fails the write
+    np.savez(archive, architecture=np.array(ARCHITECTURE), **arrays)
+    atomic_file.write(path, lambda f: f.write(archive.getvalue()))
+
+
+def first_line(error):
+    """An exception's text, first line only (numpy's can run to several)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def npz_headers(path):
@@ -473,6 +489,8 @@ def npz_headers(path):
     nothing is allocated for an array before its shape has been checked."""
     headers = {}
     with zipfile.ZipFile(path) as archive:
+        if len(archive.infolist()) > 64:  # a model has 7 arrays
+            raise ValueError("{} arrays in it".format(len(archive.infolist())))
         for info in archive.infolist():
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if info.file_size > MAX_ARRAY_BYTES:  # before reading even its header
@@ -501,11 +519,13 @@ def load_network(path, input_var=None):
         headers = npz_headers(path)
     except Exception as e:  # zipfile/numpy raise many types for a bad file
         raise CheckpointError("{}: not a readable .npz model file ({}: {}); save one "
-                              "with --save-model".format(path, type(e).__name__, e))
+                              "with --save-model".format(path, type(e).__name__, first_line(e)))
     extra = sorted(set(headers) - set(expected) - {"architecture"})
     if extra:
-        raise CheckpointError("{}: holds {} besides a {} model's arrays: not a model "
-                              "file of this script".format(path, ", ".join(extra), ARCHITECTURE))
+        raise CheckpointError("{}: holds {}{} besides a {} model's arrays: not a model file "
+                              "of this script".format(path, ", ".join(extra[:5]), " and {} more"
+                                                      .format(len(extra) - 5) if len(extra) > 5
+                                                      else "", ARCHITECTURE))
     found = {name: headers.get(name, (None,))[0] for name in expected}
     too_big = [n for n, (shape, dtype, size) in headers.items()
                if size > 8 * int(np.prod(expected.get(n, (8,)))) + 65536]
@@ -522,7 +542,7 @@ def load_network(path, input_var=None):
             arrays = {name: f[name] for name in f.files}
     except Exception as e:
         raise CheckpointError("{}: not a readable .npz model file ({}: {}); save one "
-                              "with --save-model".format(path, type(e).__name__, e))
+                              "with --save-model".format(path, type(e).__name__, first_line(e)))
     if str(arrays.get("architecture")) != ARCHITECTURE:
         raise CheckpointError("{}: saved from another network (architecture {}); this one "
                               "is {}".format(path, arrays.get("architecture"), ARCHITECTURE))
@@ -537,16 +557,21 @@ def load_network(path, input_var=None):
 # -------------------------------------------------- Prediction from images
 def load_image(path):
     """Any image file -> a (1, 28, 28) example: grayscale, white digit on black."""
+    import warnings
     from PIL import Image
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # one line, below
             alpha = image.getchannel("A") if "A" in image.getbands() else None
             if alpha is not None and alpha.getextrema()[0] < 255:
                 image = alpha  # ink on a transparent background: the ink is the opacity
+            if image.mode == "F" and image.getextrema()[1] <= 1:  # float pixels in [0, 1]
+                image = image.point(lambda v: v * 255)
             pixels = np.asarray(image.convert("L").resize((28, 28), Image.LANCZOS),
                                 dtype=np.float32)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError("{}: not a readable image ({})".format(path, e))
+    except (OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise ImageError("{}: not a readable image ({})".format(path, first_line(e)))
     if pixels.max() - pixels.min() < 16:
         raise ImageError("{}: no digit to read (the image is blank: gray levels {:.0f} "
                          "to {:.0f})".format(path, pixels.min(), pixels.max()))
@@ -613,6 +638,9 @@ def parse_args(argv=None):
     if problem:
         parser.error("--batch-size {}{}: {}".format(
             args.batch_size, "" if args.limit is None else " --limit %d" % args.limit, problem))
+    for option in ("data_dir", "save_model", "load_model", "history", "plot"):
+        if getattr(args, option) == "":
+            parser.error("--{}: an empty path".format(option.replace("_", "-")))
     outputs = [(o, getattr(args, o)) for o in ("save_model", "history", "plot")
                if getattr(args, o)]
     if args.predict and not args.load_model:
@@ -646,13 +674,15 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C keeps the network
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.no_speedups:
         speedups.disable()
     if theano.config.floatX not in ("float32", "float64"):
-        raise SystemExit("error: floatX={} is not supported on the CPU by Theano 1.0.5's "
-                         "ops: use floatX=float32".format(theano.config.floatX))
+        raise SystemExit("error: floatX={} is not supported by this script (Theano 1.0.5's "
+                         "CPU ops, the dropout generator): use floatX=float32".format(
+                             theano.config.floatX))
     on_gpu = compat.is_gpu_device(theano.config.device)
     if args.device == "cpu" and on_gpu:
         raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "

@@ -156,6 +156,8 @@ def find_file(data_dir, name):
     for path in (os.path.join(data_dir, name), os.path.join(data_dir, name + ".gz")):
         if os.path.isfile(path):
             return path
+        if os.path.exists(path):  # a FIFO or a device would block or never verify
+            raise MNISTError("%s is not a regular file: replace it with the MNIST file" % path)
     return None
 
 

@@ -79,3 +79,27 @@ def test_what_cannot_be_written_is_refused_with_the_reason(tmp_path):
         (tmp_path / "ro").mkdir(mode=0o555)
         assert atomic_file.problem(str(tmp_path / "ro" / "m.npz")) == (
             "directory %s not writable" % (tmp_path / "ro"))
+
+
+def test_a_pipe_whose_reader_left_is_one_error_naming_it(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(str(fifo))
+
+    def read_a_little():
+        with open(fifo, "rb") as f:
+            f.read(1)
+    reader = threading.Thread(target=read_a_little)
+    reader.start()
+    with pytest.raises(OSError, match=r"^%s: cannot write \(Broken pipe\)$" % fifo):
+        atomic_file.write(str(fifo), lambda f: [f.write(b"x" * 65536) for _ in range(64)])
+    reader.join(timeout=10)
+
+
+def test_another_users_file_in_a_sticky_directory_is_refused(tmp_path, monkeypatch):
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "theirs.csv").write_text("not yours")
+    monkeypatch.setattr(atomic_file.os, "getuid", lambda: os.stat(str(sticky)).st_uid + 1)
+    assert atomic_file.problem(str(sticky / "theirs.csv")) == (
+        "owned by another user in the sticky directory %s" % sticky)

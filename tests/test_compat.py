@@ -197,3 +197,13 @@ def test_the_system_python_is_refused_with_one_line():
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and ".venv/bin/python" in lines[0]
+
+
+def test_no_writable_home_moves_theanos_compile_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
+    assert compat.default_flags()["base_compiledir"].endswith("theano-uid%d" % os.getuid())
+    env = {"THEANORC": str(tmp_path / "none"), "THEANO_FLAGS": "compiledir=/x"}
+    compat.set_default_flags(env)  # the user's compiledir wins
+    assert "base_compiledir" not in env["THEANO_FLAGS"]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "base_compiledir" not in compat.default_flags()

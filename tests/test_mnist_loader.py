@@ -693,3 +693,14 @@ def test_parse_huge_dimensions_with_no_data():
     raw = bytes.fromhex("00000803" "ffffffff" "ffffffff" "00000000")
     with pytest.raises(MNISTError, match="not a valid array shape"):
         ml.parse_idx(raw, "x")
+
+
+def test_a_data_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path, fake):
+    directory, contents = fake
+    name = ml.FILES[0]
+    for path in (directory / name, directory / (name + ".gz")):
+        if path.exists():
+            path.unlink()
+    os.mkfifo(str(directory / (name + ".gz")))
+    with pytest.raises(MNISTError, match=r"\.gz is not a regular file"):
+        ml.load_data(str(directory))
