@@ -9,7 +9,7 @@ run: setup
 	$(PY) feedforward_lasagne_mnist.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 # Side-by-side benchmark against a PyTorch peer (bench/.venv-peer is made on
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
