@@ -21,6 +21,7 @@ import configparser
 import hashlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
@@ -75,6 +76,9 @@ def check_versions():
             "numpy %s is too new for Theano 1.0.5 (numpy 1.24 removed np.bool and "
             "np.complex): %s; in another environment install numpy==1.23.5"
             % (np.__version__, fix))
+    # e.g. Ubuntu 22.04's own python3, with its numpy 1.21 but no Theano
+    if "theano" not in sys.modules and importlib.util.find_spec("theano") is None:
+        raise UnsupportedStack("Theano is not installed in %s: %s" % (sys.executable, fix))
 
 
 # --- Shim 1: default Theano flags, without overriding the user's ------------

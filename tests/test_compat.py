@@ -186,6 +186,18 @@ def test_too_new_numpy_is_refused_with_one_line(version):
     assert "still here" in in_a_repl.stdout  # an ImportError, not an exit
 
 
+def test_a_python_with_numpy_but_no_theano_is_refused_with_one_line(tmp_path):
+    # As Ubuntu 22.04's python3 with its numpy 1.21: here the venv's Python
+    # without its site-packages (-S), numpy alone put back on the path.
+    os.symlink(os.path.dirname(np.__file__), str(tmp_path / "numpy"))
+    result = python(None, args=("-S", os.path.join(ROOT, "feedforward_lasagne_mnist.py"),
+                                "--help"), PYTHONPATH=str(tmp_path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: Theano is not installed in ") and \
+        ".venv/bin/python" in lines[0]
+
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 

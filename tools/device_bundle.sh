@@ -2,7 +2,9 @@
 # Build .device/: a Python 3.11 + Theano 1.0.5 + Lasagne 0.1 + pygpu 0.7.6 that
 # runs from any folder of any x86-64 Linux with glibc >= 2.36 and a g++, with no
 # apt and no network -- for the GPU machine, whose own Python is 3.12 with
-# numpy 2 (Theano 1.0.5 needs 3.10/3.11 and numpy < 1.24).
+# numpy 2 (Theano 1.0.5 needs 3.10/3.11 and numpy < 1.24). Built on any
+# Debian or Ubuntu x86-64 machine after `make setup`: the Debian 12 packages
+# come through tools/debian12_debs.sh, as for make setup's project-local Python.
 #
 #   tools/device_bundle.sh [OUT_DIR]          (default .device)
 #   bash .device/run.sh feedforward_lasagne_mnist.py --device cuda
@@ -47,8 +49,8 @@ die() { say "$*"; exit 1; }
 
 # --- 0. what the build needs on this machine ----------------------------------
 [ "$(uname -m)" = x86_64 ] || die "builds x86-64 only (this is $(uname -m))"
-for tool in apt-get dpkg-deb tar xz cksum; do
-  command -v "$tool" >/dev/null || die "needs $tool (a Debian/Ubuntu machine with xz-utils)"
+for tool in tar xz cksum; do
+  command -v "$tool" >/dev/null || die "needs $tool (apt-get install xz-utils)"
 done
 [ -d "$SITE/theano" ] && [ -d "$SITE/lasagne" ] && [ -d "$SITE/numpy" ] ||
   die "no Theano/Lasagne/numpy in $SITE: run \`make setup\` first"
@@ -59,18 +61,11 @@ STAGE=$(mktemp -d "${TMPDIR:-/tmp}/flm-device-bundle.XXXXXX")
 trap '[ -n "${KEEP_STAGE:-}" ] || rm -rf "$STAGE"' EXIT
 B="$STAGE/py311"           # the prefix: bin/ lib/ include/, as PYTHONHOME sees it
 ROOT="$STAGE/root"         # the Debian packages, unpacked
-mkdir -p "$B/bin" "$B/lib/python3/dist-packages" "$B/include" "$ROOT" "$STAGE/debs"
+mkdir -p "$B/bin" "$B/lib/python3/dist-packages" "$B/include"
 
-# --- 1. Debian packages: downloaded, never installed --------------------------
-# apt-get download fetches the candidate .deb without touching the system;
-# a machine with empty package lists gets them first.
-(cd "$STAGE/debs" && apt-get download -q $PY_DEBS $GPU_DEBS $BLAS_DEBS $BASE_DEBS >/dev/null 2>&1) || {
-  say "apt-get download failed; updating the package lists once"
-  apt-get update -q >/dev/null
-  (cd "$STAGE/debs" && apt-get download -q $PY_DEBS $GPU_DEBS $BLAS_DEBS $BASE_DEBS >/dev/null)
-}
-for deb in "$STAGE"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
-ls "$STAGE/debs" > "$STAGE/debs.txt"
+# --- 1. Debian 12's packages: downloaded and unpacked, never installed ---------
+tools/debian12_debs.sh "$ROOT" $PY_DEBS $GPU_DEBS $BLAS_DEBS $BASE_DEBS > "$STAGE/debs.txt" ||
+  die "could not fetch Debian 12's packages (the line above says why)"
 
 # --- 2. the interpreter, its stdlib and headers -------------------------------
 # Debian's python3.11 has libpython linked in; it finds its stdlib from
@@ -125,8 +120,13 @@ for pkg in numpy numpy.libs theano lasagne tqdm six.py pkg_resources; do
   [ -e "$SITE/$pkg" ] || die "$SITE/$pkg is missing: run \`make setup\`"
   cp -a "$SITE/$pkg" "$DP/"
 done
-cp -a "$SITE"/numpy-*.dist-info "$SITE"/[Tt]heano-*.dist-info "$SITE"/[Ll]asagne-*.dist-info \
-      "$SITE"/tqdm-*.dist-info "$SITE"/six-*.dist-info "$DP/"
+# Their metadata: *.dist-info, or *.egg-info where pip installed an sdist
+# (Theano, Lasagne) with setup.py because the venv has no `wheel` package.
+for pkg in numpy [Tt]heano [Ll]asagne tqdm six; do
+  meta=$(ls -d "$SITE"/$pkg-*.dist-info "$SITE"/$pkg-*.egg-info 2>/dev/null) ||
+    [ -n "$meta" ] || die "no metadata of $pkg in $SITE: run \`make setup\`"
+  cp -a $meta "$DP/"
+done
 find "$DP" -depth -type d -name tests ! -path "$DP/theano/tests" -exec rm -rf {} +
 rm -f "$DP"/theano/tests/test_*.py
 find "$B" -depth -type d -name __pycache__ -exec rm -rf {} +

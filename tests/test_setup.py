@@ -1,0 +1,149 @@
+"""tools/setup.sh: which Python a new .venv is made from ($PYTHON, then
+/usr/bin/python3, python3.11, python3.10 on PATH, else the project-local
+Python 3.11), and the one-line refusals. Fake interpreters answer setup's
+probe; nothing is installed."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETUP = os.path.join(ROOT, "tools", "setup.sh")
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+
+
+def fake_python(directory, name, version, real=None):
+    """A script that answers setup's probe as a Python `version` whose real
+    path is `real` (default: the script itself)."""
+    os.makedirs(str(directory), exist_ok=True)
+    path = os.path.join(str(directory), name)
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\necho "%s %s"\n' % (version, real or path))
+    os.chmod(path, 0o755)
+    return path
+
+
+def fake_apt_cache(directory, candidate):
+    """An apt-cache whose `policy python3` offers `candidate` (None: no package)."""
+    os.makedirs(str(directory), exist_ok=True)
+    path = os.path.join(str(directory), "apt-cache")
+    answer = ("python3:\n  Installed: (none)\n  Candidate: %s\n" % candidate if candidate
+              else "N: Unable to locate package python3\n")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nprintf '%s'\n" % answer)
+    os.chmod(path, 0o755)
+
+
+def setup(tmp_path, *args, system="3.13", apt_python3=None, path_dirs=(), setup_sh=SETUP,
+          **env):
+    """Run setup.sh with a fake system Python of version `system` (None: none),
+    a fake apt-cache offering python3 `apt_python3`, and `path_dirs` first on PATH."""
+    system_python = (fake_python(tmp_path / "usr-bin", "python3", system) if system
+                     else str(tmp_path / "no-such-python3"))
+    fake_apt_cache(tmp_path / "apt", apt_python3)
+    path_dirs = [tmp_path / "apt"] + list(path_dirs)
+    environ = {"PATH": os.pathsep.join([str(d) for d in path_dirs] + ["/usr/bin", "/bin"]),
+               "HOME": str(tmp_path), "LANG": "C.UTF-8", "FLM_SYSTEM_PYTHON": system_python}
+    environ.update(env)
+    return subprocess.run(["bash", setup_sh] + list(args), capture_output=True, text=True,
+                          env=environ, timeout=60)
+
+
+def found(result):
+    assert result.returncode == 0, result.stderr
+    kind, version, path = result.stdout.split()
+    return kind, version, path
+
+
+def one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, (result.returncode, result.stderr)
+    assert lines[0].startswith("setup: ") and result.stdout == ""
+    return lines[0]
+
+
+def test_the_system_python_comes_first(tmp_path):
+    fake_python(tmp_path / "bin", "python3.11", "3.11")
+    kind, version, path = found(setup(tmp_path, "--find-python", system="3.11",
+                                      path_dirs=[tmp_path / "bin"]))
+    assert (kind, version, path) == ("system", "3.11", str(tmp_path / "usr-bin" / "python3"))
+
+
+def test_python311_then_python310_on_path_when_the_system_python_is_too_new(tmp_path):
+    bin_dir = tmp_path / "bin"
+    p311 = fake_python(bin_dir, "python3.11", "3.11")
+    fake_python(bin_dir, "python3.10", "3.10")
+    assert found(setup(tmp_path, "--find-python", path_dirs=[bin_dir])) == ("other", "3.11", p311)
+    os.remove(p311)
+    p310 = fake_python(bin_dir, "python3.10", "3.10")
+    other = tmp_path / "other"
+    fake_python(other, "python3.11", "3.12")   # a python3.11 that is not one is passed over
+    assert found(setup(tmp_path, "--find-python", path_dirs=[other, bin_dir])) == \
+        ("other", "3.10", p310)
+
+
+def test_none_found_means_the_project_local_python(tmp_path):
+    bin_dir = tmp_path / "bin"
+    fake_python(bin_dir, "python3.11", "3.12")
+    fake_python(bin_dir, "python3.10", "3.13")
+    kind, version, path = found(setup(tmp_path, "--find-python", path_dirs=[bin_dir]))
+    assert (kind, version) == ("local", "3.11")
+    assert path == os.path.join(ROOT, ".python311", "usr", "bin", "python3.11")
+    for offered in (None, "3.13.5-1", "3.12.3-0ubuntu2"):   # none installed, none to install
+        kind, _, _ = found(setup(tmp_path, "--find-python", system=None, apt_python3=offered,
+                                 path_dirs=[bin_dir]))
+        assert kind == "local", offered
+
+
+@pytest.mark.parametrize("offered, version", [("3.11.2-1+b1", "3.11"),
+                                               ("3.10.6-1~22.04.1", "3.10")])
+def test_the_distributions_python3_when_it_is_not_installed_yet(tmp_path, offered, version):
+    # A minimal Debian 12 or Ubuntu 22.04: no /usr/bin/python3, but apt has a 3.11 or 3.10.
+    fake_python(tmp_path / "bin", "python3.11", "3.11")
+    assert found(setup(tmp_path, "--find-python", system=None, apt_python3=offered,
+                       path_dirs=[tmp_path / "bin"])) == \
+        ("system", version, str(tmp_path / "no-such-python3"))
+
+
+def test_PYTHON_wins_when_it_is_a_310_or_311(tmp_path):
+    chosen = fake_python(tmp_path / "opt", "python", "3.10")
+    fake_python(tmp_path / "bin", "python3.11", "3.11")
+    assert found(setup(tmp_path, "--find-python", system="3.11", path_dirs=[tmp_path / "bin"],
+                       PYTHON=chosen)) == ("other", "3.10", chosen)
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13", "2.7"])
+def test_PYTHON_of_another_version_is_refused_in_one_line(tmp_path, version):
+    too_new = fake_python(tmp_path / "opt", "python3", version)
+    line = one_line_error(setup(tmp_path, "--find-python", system="3.11", PYTHON=too_new))
+    assert "PYTHON=%s is Python %s" % (too_new, version) in line
+    assert "need Python 3.10 or 3.11" in line and "unset it" in line
+
+
+def test_PYTHON_that_is_missing_or_no_python_is_refused_in_one_line(tmp_path):
+    line = one_line_error(setup(tmp_path, "--find-python", PYTHON="no-such-python3.11"))
+    assert "PYTHON=no-such-python3.11: no such program" in line
+    not_python = tmp_path / "not-python"
+    not_python.write_text("#!/bin/sh\nexit 3\n")
+    not_python.chmod(0o755)
+    line = one_line_error(setup(tmp_path, "--find-python", PYTHON=str(not_python)))
+    assert "does not run as a Python" in line
+
+
+def test_an_existing_venv_of_another_python_is_not_replaced_silently(tmp_path):
+    # A copy of setup.sh in an empty project whose .venv came from /opt/a.
+    project = tmp_path / "project"
+    os.makedirs(str(project / "tools"))
+    shutil.copy(SETUP, str(project / "tools" / "setup.sh"))
+    fake_python(project / ".venv" / "bin", "python", "3.11", real="/opt/a/bin/python3.11")
+    wanted = fake_python(tmp_path / "opt-b", "python3.11", "3.11")
+    line = one_line_error(setup(tmp_path, setup_sh=str(project / "tools" / "setup.sh"),
+                                PYTHON=wanted))
+    assert ".venv was made from /opt/a/bin/python3.11, not from PYTHON=%s" % wanted in line
+    assert "rm -rf .venv" in line
+
+
+def test_unknown_argument(tmp_path):
+    assert "unknown argument --frobnicate" in one_line_error(setup(tmp_path, "--frobnicate"))
