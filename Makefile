@@ -11,11 +11,11 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -n auto tests
 
-# Side-by-side benchmark against a PyTorch peer (bench/.venv-peer is made on
+# Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
 .PHONY: bench
 bench: setup
-	/usr/bin/python3 bench/bench.py $(ARGS)
+	$(PY) bench/bench.py $(ARGS)
 
 # Registers .venv as a Jupyter kernel for tutorial.ipynb (starts no server).
 notebook: setup

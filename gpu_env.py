@@ -243,6 +243,14 @@ def cuda_environment(env=None, check_build=True, **search):
 def _prepare(env, check_build, **search):
     """cuda_environment(), and what discover() found (for the CLI)."""
     env = dict(os.environ if env is None else env)
+    # The project-local Python (.python311, built by make setup where the system has no
+    # 3.10/3.11) holds Debian 12's libgpuarray in its own include and lib folders: the
+    # compiler must look there too, when Theano builds its GPU ops.
+    base = os.path.realpath(sys.base_prefix)
+    if base not in ("/usr", "/usr/local") and os.path.isdir(os.path.join(base, "include",
+                                                                          "gpuarray")):
+        for var, sub in (("CPATH", "include"), ("LIBRARY_PATH", "lib")):
+            env[var] = ":".join(_dedupe([os.path.join(base, sub)] + _env_path(env, var)))
     build = {k: search.pop(k) for k in ("include_dirs", "python_include", "pygpu_path", "which")
              if k in search}
     cuda_device(env.get("THEANO_FLAGS", ""))  # an OpenCL device: say so before looking

@@ -524,3 +524,17 @@ def test_cuda_device(flags, device):
 def test_an_opencl_device_is_refused():
     with pytest.raises(GpuEnvError, match=r"^device=opencl0:0: only Theano's CUDA backend"):
         gpu_env.cuda_device("device=opencl0:0")
+
+
+def test_a_project_local_pythons_libgpuarray_is_on_the_compilers_paths(fake, monkeypatch):
+    wheels(fake.site, 12, 4)
+    local = fake.tmp / "python311" / "usr"
+    (local / "include" / "gpuarray").mkdir(parents=True)
+    monkeypatch.setattr(gpu_env.sys, "base_prefix", str(local))
+    fake.env["CPATH"] = "/opt/mine/include"
+    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert env["CPATH"].split(":") == [str(local / "include"), "/opt/mine/include"]
+    assert env["LIBRARY_PATH"] == str(local / "lib")
+    monkeypatch.setattr(gpu_env.sys, "base_prefix", "/usr")  # a system Python: untouched
+    del fake.env["CPATH"]
+    assert "CPATH" not in gpu_env.cuda_environment(fake.env, **fake.kw)
