@@ -8,8 +8,10 @@ setup:
 run: setup
 	$(PY) feedforward_lasagne_mnist.py $(ARGS)
 
+# On every core; each test file on one worker, in its own order (its tests share
+# a trained network that some of them train further).
 test: setup
-	$(PY) -m pytest -q -n auto tests
+	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 # Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
