@@ -305,10 +305,6 @@ fi
 if [ -n "${NEW_VENV:-}" ] && [ -z "$GPU_NOTE" ]; then
   if err=$(.venv/bin/python -c 'import pygpu; print(pygpu.__version__)' 2>&1); then
     say "GPU path: pygpu $err is importable (docs/gpu.md: what else the GPU needs)"
-    # libgpuarray's headers and library are in the project-local tree, where
-    # the compiler (and gpu_env.py's check) look only when told.
-    [ "$KIND" != local ] ||
-      say "GPU path: for --device cuda, first: export CPATH=$PWD/$LOCAL/usr/include LIBRARY_PATH=$PWD/$LOCAL/usr/lib"
   else
     GPU_NOTE="pygpu is not importable by .venv ($(echo "$err" | tail -n 1)); the CPU path does not need it"
   fi
