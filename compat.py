@@ -101,11 +101,17 @@ _BLAS_NAMES = ["%s%s_" % (t, f) for t in "sdcz" for f in (
     "symm", "syrk", "trsm")]
 
 
+# The wheel is found, not imported: importing scipy_openblas32 loads OpenBLAS,
+# which reads its environment then (speedups.py sets OPENBLAS_THREAD_TIMEOUT
+# before the first compiled function loads it).
 def default_blas_ldflags():
     try:
-        import scipy_openblas32
-        libdir, lib = scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library()
-    except (ImportError, AttributeError, OSError):
+        spec = importlib.util.find_spec("scipy_openblas32")
+        libdir = os.path.join(spec.submodule_search_locations[0], "lib")
+        libs = sorted(f for f in os.listdir(libdir)
+                      if f.startswith("libscipy_openblas") and ".so" in f)
+        lib = libs[0].split(".so")[0][len("lib"):]
+    except (ImportError, AttributeError, TypeError, IndexError, OSError):
         return "-lopenblas"
     if " " in libdir or "," in libdir or not os.path.isdir(libdir):
         return "-lopenblas"  # THEANO_FLAGS cannot carry such a path

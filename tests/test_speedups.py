@@ -93,7 +93,10 @@ def test_switched_off_the_network_trains_on_stock_code_paths(small, stock):
     # Without Theano's Dot22Scalar rewrite, rmsprop computes each of the 3 weight
     # gradients once: 8 matrix products per step (3 forward, 5 backward), not 11.
     assert "Dot22Scalar" in stock_ops and "Dot22Scalar" not in fast_ops
-    assert fast_ops.count("Dot22") == 8 and len([o for o in stock_ops if "Dot22" in o]) == 11
+    assert len([o for o in fast_ops if "Dot22" in o]) == 8
+    assert len([o for o in stock_ops if "Dot22" in o]) == 11
+    # The first layer's two products skip the images' zeros (sparse_dot).
+    assert fast_ops.count("ZeroSkippingDot22") == 2 and "ZeroSkippingDot22" not in stock_ops
     for history in (network.history, fast.history):
         assert history["train_loss"][1] < history["train_loss"][0] < np.log(10)  # chance
         assert history["val_acc"][1] > 0.8  # chance is 0.1
@@ -116,3 +119,36 @@ def test_the_switches_from_the_shell(how):
     assert result.returncode == 0, result.stderr
     assert "speed-ups: off (stock Theano/Lasagne)" in result.stderr
     assert "  test accuracy:" in result.stdout
+
+
+ZERO_SKIPPING_PROBE = r"""
+import os, sys
+import numpy as np, theano, theano.tensor as T
+if sys.argv[1] == "blas-first":
+    # A compiled product before the script is imported: OpenBLAS is loaded.
+    x = T.matrix()
+    theano.function([x], T.dot(x, x))(np.ones((2, 2), dtype="float32"))
+import feedforward_lasagne_mnist as flm
+import speedups
+x = T.matrix()
+W = theano.shared(np.ones((3, 3), dtype="float32"))
+ops = [type(n.op).__name__ for n in theano.function([x], T.dot(x, W)).maker.fgraph.toposort()]
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), speedups.enabled(), ops)
+"""
+
+
+@pytest.mark.parametrize("case, timeout, expected", [
+    ("fresh", None, "4 True ['ZeroSkippingDot22']"),      # set before OpenBLAS loads
+    ("fresh", "2", "2 True ['ZeroSkippingDot22']"),       # a short value of the user's
+    ("fresh", "30", "30 True ['Dot22']"),                 # a long one: stays off
+    ("blas-first", None, "None True ['Dot22']"),          # too late to set it: stays off
+])
+def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env.pop("FLM_SPEEDUPS", None)
+    if timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+    result = subprocess.run([sys.executable, "-c", ZERO_SKIPPING_PROBE, case],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
