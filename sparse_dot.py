@@ -76,17 +76,30 @@ static void zsd_list(const zsd_job *j, int b) {
     const float *L = j->L;
     const long sr = j->sr, sc = j->sc;
     int c = 0;
-    for (int t = 0; t < k; ++t) {
-        float v[ZSD_R];
-        int any = 0;
-        for (int r = 0; r < ZSD_R; ++r) {
-            v[r] = r < rows ? L[(r0 + r) * sr + t * sc] : 0.0f;
-            any |= v[r] != 0.0f;
-        }
-        if (any) {
+    /* Branch-free: every column is written at position c, and c moves on
+       only if the column has a non-zero (a branch would be mispredicted
+       about half the time). The buffers have room for all k columns. */
+    if (rows == ZSD_R) {
+        const float *p0 = L + r0 * sr, *p1 = p0 + sr, *p2 = p1 + sr, *p3 = p2 + sr,
+                    *p4 = p3 + sr, *p5 = p4 + sr;
+        for (int t = 0; t < k; ++t) {
+            const long o = t * sc;
+            const float v0 = p0[o], v1 = p1[o], v2 = p2[o], v3 = p3[o], v4 = p4[o], v5 = p5[o];
+            float *d = val + (long)c * ZSD_R;
+            d[0] = v0; d[1] = v1; d[2] = v2; d[3] = v3; d[4] = v4; d[5] = v5;
             idx[c] = t;
-            memcpy(val + (long)c * ZSD_R, v, sizeof v);
-            ++c;
+            c += (v0 != 0.0f) | (v1 != 0.0f) | (v2 != 0.0f) | (v3 != 0.0f) | (v4 != 0.0f) | (v5 != 0.0f);
+        }
+    } else {
+        for (int t = 0; t < k; ++t) {
+            float *d = val + (long)c * ZSD_R;
+            int any = 0;
+            for (int r = 0; r < ZSD_R; ++r) {
+                d[r] = r < rows ? L[(r0 + r) * sr + t * sc] : 0.0f;
+                any |= d[r] != 0.0f;
+            }
+            idx[c] = t;
+            c += any;
         }
     }
     j->cnt[b] = c;
@@ -280,7 +293,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (1,) + dense if dense else dense
+        return (2,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()

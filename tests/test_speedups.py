@@ -97,6 +97,8 @@ def test_switched_off_the_network_trains_on_stock_code_paths(small, stock):
     assert len([o for o in stock_ops if "Dot22" in o]) == 11
     # The first layer's two products skip the images' zeros (sparse_dot).
     assert fast_ops.count("ZeroSkippingDot22") == 2 and "ZeroSkippingDot22" not in stock_ops
+    # The three bias gradients' sums (column_sum).
+    assert fast_ops.count("ColumnSum") == 3 and "ColumnSum" not in stock_ops
     for history in (network.history, fast.history):
         assert history["train_loss"][1] < history["train_loss"][0] < np.log(10)  # chance
         assert history["val_acc"][1] > 0.8  # chance is 0.1
