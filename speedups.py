@@ -25,8 +25,17 @@ bench/NOTES.md; listed in the README, "What runs differently for speed"):
    send Theano 1.0.5's loop down its generic strided path, ~10x slower than
    the contiguous one. Same operations in the same order; results agree to
    float32 rounding (a C literal may be evaluated in double precision).
+4. Lasagne's rmsprop update runs as one C loop per parameter (fused_rmsprop):
+   the rewrite "fused_rmsprop" replaces a parameter's two update expressions,
+   which Theano ran as four unvectorised elementwise loops, by one op that
+   reads param, grad and acc once and writes the new param and acc into
+   their own buffers, vectorised. It computes Lasagne's expression in its
+   order, one float32 rounding per operation; Theano's loops add epsilon to
+   the sum in another order and may fuse multiply-adds: weights agree to a
+   few float32 ulps (tests/test_fused_rmsprop.py). Graphs that are not
+   exactly rmsprop are left alone. CPU only.
 
-2 and 3 apply to every function compiled while enabled.
+2, 3 and 4 apply to every function compiled while enabled.
 """
 import numpy as np
 import theano
@@ -39,6 +48,7 @@ import lasagne.layers.noise
 
 import compat
 import dropout_rng
+import fused_rmsprop  # noqa: F401 (registers the rewrite "fused_rmsprop", untagged)
 
 STOCK_RANDOM_STREAMS = lasagne.layers.noise.RandomStreams
 
@@ -91,6 +101,7 @@ def enable():
         return
     if not compat.is_gpu_device(theano.config.device):
         lasagne.layers.noise.RandomStreams = dropout_rng.RandomStreams
+        theano.compile.optdb.add_tags("fused_rmsprop", "fast_run")
     theano.compile.optdb.add_tags("inline_broadcast_constants", "fast_run")
     blas_optdb.remove_tags("local_dot22_to_dot22scalar", "fast_run")
     _enabled = True
@@ -101,6 +112,8 @@ def disable():
     if not _enabled:
         return
     lasagne.layers.noise.RandomStreams = STOCK_RANDOM_STREAMS
+    if not compat.is_gpu_device(theano.config.device):
+        theano.compile.optdb.remove_tags("fused_rmsprop", "fast_run")
     theano.compile.optdb.remove_tags("inline_broadcast_constants", "fast_run")
     blas_optdb.add_tags("local_dot22_to_dot22scalar", "fast_run")
     _enabled = False
