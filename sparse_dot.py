@@ -17,7 +17,8 @@ B k x n, float32) but only over the columns of L that are non-zero:
   multiplying: as many threads as OpenBLAS would use (OPENBLAS_NUM_THREADS,
   else OMP_NUM_THREADS, else the CPUs this process may run on).
 * When the listed columns are more than half of all (dense data: nothing to
-  skip), or on anything it does not handle (other dtypes, B without unit
+  skip), when B holds an inf or a NaN (the GEMM's 0 * inf = NaN must not be
+  skipped), or on anything it does not handle (other dtypes, B without unit
   column stride, an empty dimension, no memory), the op runs Theano's own
   Dot22 code instead: the BLAS GEMM.
 
@@ -63,6 +64,7 @@ typedef struct {
     int *idx; float *val; int *cnt;  /* per block b: listed columns, their values, count */
     float *Bp;                     /* packed panels: panel p is k rows x ZSD_PW */
     int part, parts;
+    int nonfinite;                 /* set by this part's packing: B has an inf or NaN */
 } zsd_job;
 
 static int zsd_nblocks(const zsd_job *j) { return (j->m + ZSD_R - 1) / ZSD_R; }
@@ -105,15 +107,24 @@ static void zsd_list(const zsd_job *j, int b) {
     j->cnt[b] = c;
 }
 
-/* Copy columns 64p .. 64p+63 of B into panel p, zero-padded to 64. */
-static void zsd_pack(const zsd_job *j, int p) {
+/* Copy columns 64p .. 64p+63 of B into panel p, zero-padded to 64. Returns
+   whether they hold an inf or a NaN: 0 * inf is NaN in the dense product,
+   and skipping the zeros would drop it, so then the GEMM runs instead. */
+static int zsd_pack(const zsd_job *j, int p) {
     const int c0 = p * ZSD_PW, w = j->n - c0 < ZSD_PW ? j->n - c0 : ZSD_PW;
     float *d = j->Bp + (long)p * j->k * ZSD_PW;
+    float zero_times = 0.0f;  /* stays 0 unless some v * 0 is NaN */
     for (int t = 0; t < j->k; ++t) {
-        memcpy(d + (long)t * ZSD_PW, j->B + t * j->ldb + c0, w * sizeof(float));
+        const float *src = j->B + t * j->ldb + c0;
+        float *dst = d + (long)t * ZSD_PW;
+        for (int i = 0; i < w; ++i) {
+            dst[i] = src[i];
+            zero_times += src[i] * 0.0f;
+        }
         if (w < ZSD_PW)
-            memset(d + (long)t * ZSD_PW + w, 0, (ZSD_PW - w) * sizeof(float));
+            memset(dst + w, 0, (ZSD_PW - w) * sizeof(float));
     }
+    return zero_times != 0.0f;  /* NaN != 0 */
 }
 
 /* All output rows, columns of panel p. */
@@ -153,10 +164,11 @@ static void zsd_panel(const zsd_job *j, int p) {
 
 /* Thread `part` of `parts`: its share of blocks and panels. */
 static void *zsd_phase1(void *arg) {
-    const zsd_job *j = (const zsd_job *)arg;
+    zsd_job *j = (zsd_job *)arg;
     const int nb = zsd_nblocks(j), np = zsd_npanels(j);
     for (int b = nb * j->part / j->parts; b < nb * (j->part + 1) / j->parts; ++b) zsd_list(j, b);
-    for (int p = np * j->part / j->parts; p < np * (j->part + 1) / j->parts; ++p) zsd_pack(j, p);
+    for (int p = np * j->part / j->parts; p < np * (j->part + 1) / j->parts; ++p)
+        j->nonfinite |= zsd_pack(j, p);
     return NULL;
 }
 
@@ -223,11 +235,13 @@ static int zsd_dot(const float *L, long sr, long sc, int m, int k,
             jobs[i] = base;
             jobs[i].part = i;
             jobs[i].parts = parts;
+            jobs[i].nonfinite = 0;
         }
         zsd_run(zsd_phase1, jobs, parts);
         long listed = 0;
         for (int b = 0; b < nb; ++b) listed += base.cnt[b];
         ok = 2 * listed <= (long)nb * k;  /* more than half listed: the GEMM is faster */
+        for (int i = 0; i < parts; ++i) ok = ok && !jobs[i].nonfinite;
         if (ok) zsd_run(zsd_phase2, jobs, parts);
     }
     free(base.idx);
@@ -293,7 +307,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (2,) + dense if dense else dense
+        return (3,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()

@@ -73,6 +73,25 @@ def test_dense_data_runs_the_gemm(products):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_inf_and_nan_propagate_as_in_the_gemm(products, mnist, bad):
+    """An inf or NaN weight in a row whose pixel is 0 in every image: the GEMM
+    gives NaN there (0 * inf); so must the op, and in the same places."""
+    W, fast, plain = products
+    X = mnist[0][:60].reshape(60, 784)
+    dead = int(np.flatnonzero((X == 0).all(axis=0))[0])
+    rng = np.random.RandomState(5)
+    Wv = rng.randn(784, 70).astype("float32")
+    Wv[dead, 3] = bad
+    W.set_value(Wv)
+    D = rng.randn(60, 70).astype("float32")
+    D[7, 11] = bad
+    for a, b in zip(fast(X, D), plain(X, D)):
+        assert np.isnan(b).any()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)  # equal_nan
+
+
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 150),
        density=st.sampled_from([0.0, 0.05, 0.2, 0.45]), seed=st.integers(0, 2 ** 31 - 1))
