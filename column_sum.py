@@ -6,7 +6,9 @@ reduction loop converts and adds one element at a time, 0.2 ms for a 500 x 500
 delta (4 % of a training step). ColumnSum does the same additions in the same
 order (row 0, row 1, ... into a float64 accumulator per column, then one cast
 to float32), as a loop over rows whose inner loop over columns gcc vectorises.
-The result is bit for bit Theano's (tests/test_column_sum.py).
+The result is bit for bit Theano's (tests/test_column_sum.py), except that
+where two NaNs are added the sign of the NaN may differ: x86 returns one
+operand's NaN, and gcc's vector loop may swap the operands.
 
 speedups.enable() turns the rewrite on for functions compiled afterwards.
 """

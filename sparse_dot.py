@@ -15,9 +15,10 @@ B k x n, float32) but only over the columns of L that are non-zero:
   kernel over a shortened inner dimension.
 * Work is split over threads, by blocks when listing and by panels when
   multiplying: as many threads as OpenBLAS would use (OPENBLAS_NUM_THREADS,
-  else OMP_NUM_THREADS, else the CPUs this process may run on).
-* When the listed columns are more than half of all (dense data: nothing to
-  skip), when B holds an inf or a NaN (the GEMM's 0 * inf = NaN must not be
+  GOTO_NUM_THREADS or OMP_NUM_THREADS, at most the CPUs this process may run
+  on).
+* When more than half of L is non-zero, or the listed columns are more than
+  half of all (dense data, or weights: nothing to skip), when B holds an inf or a NaN (the GEMM's 0 * inf = NaN must not be
   skipped), or on anything it does not handle (other dtypes, B without unit
   column stride, an empty dimension, no memory), the op runs Theano's own
   Dot22 code instead: the BLAS GEMM.
@@ -113,18 +114,20 @@ static void zsd_list(const zsd_job *j, int b) {
 static int zsd_pack(const zsd_job *j, int p) {
     const int c0 = p * ZSD_PW, w = j->n - c0 < ZSD_PW ? j->n - c0 : ZSD_PW;
     float *d = j->Bp + (long)p * j->k * ZSD_PW;
-    float zero_times = 0.0f;  /* stays 0 unless some v * 0 is NaN */
+    unsigned int nonfinite = 0;  /* exponent bits all 1: inf or NaN */
     for (int t = 0; t < j->k; ++t) {
         const float *src = j->B + t * j->ldb + c0;
         float *dst = d + (long)t * ZSD_PW;
         for (int i = 0; i < w; ++i) {
+            unsigned int bits;
+            memcpy(&bits, src + i, sizeof bits);
             dst[i] = src[i];
-            zero_times += src[i] * 0.0f;
+            nonfinite |= (bits & 0x7f800000u) == 0x7f800000u;
         }
         if (w < ZSD_PW)
             memset(dst + w, 0, (ZSD_PW - w) * sizeof(float));
     }
-    return zero_times != 0.0f;  /* NaN != 0 */
+    return nonfinite != 0;
 }
 
 /* All output rows, columns of panel p. */
@@ -192,19 +195,21 @@ static void zsd_run(void *(*fn)(void *), zsd_job *jobs, int parts) {
     }
 }
 
-/* OpenBLAS's own rule for its thread count, so that both use the same cores. */
+/* OpenBLAS's rule for its thread count (read when it loads), so that both use
+   the same cores: the first positive OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
+   OMP_NUM_THREADS, at most the CPUs this process may run on. */
 static int zsd_threads(void) {
     static int n = 0;
     if (n == 0) {
-        const char *names[] = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"};
-        for (int i = 0; i < 2 && n <= 0; ++i) {
+        const char *names[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"};
+        cpu_set_t set;
+        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        int wanted = 0;
+        for (int i = 0; i < 3 && wanted <= 0; ++i) {
             const char *s = getenv(names[i]);
-            if (s && *s) n = atoi(s);
+            if (s && *s) wanted = atoi(s);
         }
-        if (n <= 0) {
-            cpu_set_t set;
-            n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-        }
+        n = wanted > 0 && wanted < cpus ? wanted : cpus;
         if (n < 1) n = 1;
         if (n > 64) n = 64;
     }
@@ -217,6 +222,16 @@ static int zsd_dot(const float *L, long sr, long sc, int m, int k,
                    const float *B, long ldb, int n, float *out, long ldo) {
     zsd_job base;
     const int nb = (m + ZSD_R - 1) / ZSD_R, np = (n + ZSD_PW - 1) / ZSD_PW;
+    /* Mostly non-zero (weights, not data): the GEMM, before any listing. */
+    long nonzero = 0;
+    if (labs(sc) <= labs(sr)) {  /* in memory order */
+        for (int i = 0; i < m; ++i)
+            for (int t = 0; t < k; ++t) nonzero += L[i * sr + t * sc] != 0.0f;
+    } else {
+        for (int t = 0; t < k; ++t)
+            for (int i = 0; i < m; ++i) nonzero += L[i * sr + t * sc] != 0.0f;
+    }
+    if (2 * nonzero > (long)m * k) return 0;
     int parts = zsd_threads();
     if (parts > np) parts = np;
     if (parts > nb) parts = nb;
@@ -307,7 +322,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (3,) + dense if dense else dense
+        return (4,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()

@@ -46,11 +46,12 @@ bench/NOTES.md; listed in the README, "What runs differently for speed"):
    spinning thread and a working one share a core: the GEMMs got 4x slower.
    enable() sets OPENBLAS_THREAD_TIMEOUT=4 (2**4 cycles) when the variable is
    unset and OpenBLAS not yet loaded (it reads it when loaded, at the first
-   compiled function); otherwise (already loaded, or a value of the user's
-   above 10) this speed-up stays off.
+   compiled function); otherwise (already loaded, a value of the user's that
+   OpenBLAS ignores or that is above 10, or another BLAS) it stays off.
 6. Sums over the batch (the bias gradients) run as column_sum.ColumnSum, a
    vectorised loop, instead of Theano's generic reduction: the same float64
-   additions in the same order, bit for bit the same result. CPU only, like
+   additions in the same order, bit for bit the same result (where two NaNs
+   meet, the sign of the NaN may differ). CPU only, like
    1, 4 and 5.
 
 2 to 6 apply to every function compiled while enabled.
@@ -131,14 +132,16 @@ def blas_loaded():
 def short_blas_timeout():
     """OPENBLAS_THREAD_TIMEOUT=4 if unset and OpenBLAS not loaded; whether
     OpenBLAS's idle threads sleep at once (see 4 above)."""
+    if "openblas" not in theano.config.blas.ldflags:
+        return False  # another BLAS (MKL, BLIS, ...) has other ways of waiting
     value = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     if value is None:
         if blas_loaded():
             return False
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
         return True
-    try:
-        return int(value) <= SHORT_BLAS_TIMEOUT
+    try:  # OpenBLAS ignores 0 and negative values (and raises 1-3 to 4)
+        return 1 <= int(value) <= SHORT_BLAS_TIMEOUT
     except ValueError:
         return False
 

@@ -143,6 +143,7 @@ print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), speedups.enabled(), ops)
     ("fresh", None, "4 True ['ZeroSkippingDot22']"),      # set before OpenBLAS loads
     ("fresh", "2", "2 True ['ZeroSkippingDot22']"),       # a short value of the user's
     ("fresh", "30", "30 True ['Dot22']"),                 # a long one: stays off
+    ("fresh", "0", "0 True ['Dot22']"),                   # OpenBLAS ignores it: off
     ("blas-first", None, "None True ['Dot22']"),          # too late to set it: stays off
 ])
 def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
