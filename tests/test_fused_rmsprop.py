@@ -151,42 +151,39 @@ def test_lasagnes_expressions_are_matched_as_built_too():
     assert all(a is b for a, b in zip(inputs, [W, g, acc]))
 
 
-def eps_outside_sqrt(param, grad):
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    acc_new = 0.9 * acc + 0.1 * grad ** 2
-    return [(acc, acc_new), (param, param - 0.01 * grad / (T.sqrt(acc_new) + 1e-6))]
+def rmsprop_variant(name, acc_new_of, step_of):
+    """rmsprop with one thing changed: acc_new_of(acc, grad) and
+    step_of(param, grad, acc, acc_new) give the two update expressions."""
+    def updates(param, grad):
+        acc = theano.shared(np.zeros((5, 4), np.float32))
+        acc_new = acc_new_of(acc, grad)
+        return [(acc, acc_new), (param, step_of(param, grad, acc, acc_new))]
+    updates.__name__ = name
+    return updates
 
 
-def old_acc_in_step(param, grad):
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    acc_new = 0.9 * acc + 0.1 * grad ** 2
-    return [(acc, acc_new), (param, param - 0.01 * grad / T.sqrt(acc + 1e-6))]
+def usual_acc(acc, grad):
+    return 0.9 * acc + 0.1 * grad ** 2
 
 
-def other_gradient_in_step(param, grad):
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    acc_new = 0.9 * acc + 0.1 * grad ** 2
-    return [(acc, acc_new), (param, param - 0.01 * (grad + 1) / T.sqrt(acc_new + 1e-6))]
+def usual_step(param, grad, acc, acc_new):
+    return param - 0.01 * grad / T.sqrt(acc_new + 1e-6)
 
 
-def cube(param, grad):
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    acc_new = 0.9 * acc + 0.1 * grad ** 3
-    return [(acc, acc_new), (param, param - 0.01 * grad / T.sqrt(acc_new + 1e-6))]
-
-
-def rho_per_element(param, grad):
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    rho = theano.shared(np.full((5, 4), 0.9, np.float32))
-    acc_new = rho * acc + 0.1 * grad ** 2
-    return [(acc, acc_new), (param, param - 0.01 * grad / T.sqrt(acc_new + 1e-6))]
-
-
-def lr_from_acc_new(param, grad):
+NOT_RMSPROP = [
+    rmsprop_variant("eps_outside_sqrt", usual_acc,
+                    lambda p, g, a, n: p - 0.01 * g / (T.sqrt(n) + 1e-6)),
+    rmsprop_variant("old_acc_in_step", usual_acc,
+                    lambda p, g, a, n: p - 0.01 * g / T.sqrt(a + 1e-6)),
+    rmsprop_variant("other_gradient_in_step", usual_acc,
+                    lambda p, g, a, n: p - 0.01 * (g + 1) / T.sqrt(n + 1e-6)),
+    rmsprop_variant("cube", lambda a, g: 0.9 * a + 0.1 * g ** 3, usual_step),
+    rmsprop_variant("rho_per_element", lambda a, g: theano.shared(
+        np.full((5, 4), 0.9, np.float32)) * a + 0.1 * g ** 2, usual_step),
     # rmsprop's shape, but the learning rate depends on the op's own output
-    acc = theano.shared(np.zeros((5, 4), np.float32))
-    acc_new = 0.9 * acc + 0.1 * grad ** 2
-    return [(acc, acc_new), (param, param - acc_new.mean() * grad / T.sqrt(acc_new + 1e-6))]
+    rmsprop_variant("lr_from_acc_new", usual_acc,
+                    lambda p, g, a, n: p - n.mean() * g / T.sqrt(n + 1e-6)),
+]
 
 
 def lasagne_rule(rule):
@@ -199,8 +196,7 @@ def lasagne_rule(rule):
 @pytest.mark.parametrize("updates", [
     lasagne_rule(lasagne.updates.sgd), lasagne_rule(lasagne.updates.momentum),
     lasagne_rule(lasagne.updates.adagrad), lasagne_rule(lasagne.updates.adadelta),
-    lasagne_rule(lasagne.updates.adam), eps_outside_sqrt, old_acc_in_step,
-    other_gradient_in_step, cube, rho_per_element, lr_from_acc_new],
+    lasagne_rule(lasagne.updates.adam)] + NOT_RMSPROP,
     ids=lambda u: u.__name__)
 def test_other_updates_are_left_alone(updates):
     W = theano.shared(np.ones((5, 4), np.float32))
