@@ -48,6 +48,8 @@ bench/NOTES.md; listed in the README, "What runs differently for speed"):
    unset and OpenBLAS not yet loaded (it reads it when loaded, at the first
    compiled function); otherwise (already loaded, a value of the user's that
    OpenBLAS ignores or that is above 10, or another BLAS) it stays off.
+   disable() takes the variable back if OpenBLAS is still not loaded, so that
+   --no-speedups runs a stock OpenBLAS too.
 6. Sums over the batch (the bias gradients) run as column_sum.ColumnSum, a
    vectorised loop, instead of Theano's generic reduction: the same float64
    additions in the same order, bit for bit the same result (where two NaNs
@@ -134,11 +136,13 @@ def short_blas_timeout():
     OpenBLAS's idle threads sleep at once (see 4 above)."""
     if "openblas" not in theano.config.blas.ldflags:
         return False  # another BLAS (MKL, BLIS, ...) has other ways of waiting
+    global _timeout_set_here
     value = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     if value is None:
         if blas_loaded():
             return False
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        _timeout_set_here = True
         return True
     try:  # OpenBLAS ignores 0 and negative values (and raises 1-3 to 4)
         return 1 <= int(value) <= SHORT_BLAS_TIMEOUT
@@ -148,6 +152,7 @@ def short_blas_timeout():
 
 _enabled = False
 _zero_skipping = False
+_timeout_set_here = False
 
 
 def enabled():
@@ -172,7 +177,7 @@ def enable():
 
 
 def disable():
-    global _enabled, _zero_skipping
+    global _enabled, _zero_skipping, _timeout_set_here
     if not _enabled:
         return
     lasagne.layers.noise.RandomStreams = STOCK_RANDOM_STREAMS
@@ -183,5 +188,8 @@ def disable():
     if _zero_skipping:
         theano.compile.optdb.remove_tags("zero_skipping_dot22", "fast_run")
         _zero_skipping = False
+    if _timeout_set_here and not blas_loaded():  # still in time for stock OpenBLAS
+        del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        _timeout_set_here = False
     blas_optdb.add_tags("local_dot22_to_dot22scalar", "fast_run")
     _enabled = False
