@@ -28,9 +28,9 @@ import zlib
 import numpy as np
 from tqdm import tqdm
 
-import atomic_file
+from lasagne_mnist_port import atomic_file
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))  # the project, also through the venv's link
 VENDORED_DIR = os.path.join(HERE, "data", "mnist")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -311,13 +311,22 @@ if [ -n "${NEW_VENV:-}" ] && [ -z "$GPU_NOTE" ]; then
 fi
 [ -z "$GPU_NOTE" ] || say "GPU path: $GPU_NOTE"
 
-# The startup hook: a .pth file in the venv's site-packages puts the project on
-# sys.path and applies compat.py's shims whenever Theano gets imported, so that
-# `import theano`, `import lasagne` and the project's modules work in any order,
-# from any directory, in any interpreter or notebook kernel of this venv.
+# The venv sees the project's three public names, and nothing else of it:
+# links in its site-packages to the tutorial, the loader and the package (so
+# that a user's own compat.py or speedups.py is still the one they import).
+# And a startup hook, a .pth file that applies compat.py's shims whenever
+# Theano gets imported, so that `import theano`, `import lasagne` and the
+# tutorial work in any order, from any directory, in any interpreter or
+# notebook kernel of this venv.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-hook=$(printf '%s\nimport compat; compat.install_import_hook()\n' "$PWD")
-if [ "$(cat "$site/feedforward_lasagne_mnist.pth" 2>/dev/null)" != "$hook" ]; then
-  say "installing the startup hook $site/feedforward_lasagne_mnist.pth"
-  printf '%s\n' "$hook" > "$site/feedforward_lasagne_mnist.pth"
+rm -f "$site/feedforward_lasagne_mnist.pth"  # an earlier hook: the whole project on sys.path
+for name in feedforward_lasagne_mnist.py mnist_loader.py lasagne_mnist_port; do
+  if [ "$(readlink "$site/$name")" != "$PWD/$name" ]; then
+    ln -sfn "$PWD/$name" "$site/$name"
+  fi
+done
+hook='import lasagne_mnist_port.compat as c; c.install_import_hook()'
+if [ "$(cat "$site/lasagne_mnist_port.pth" 2>/dev/null)" != "$hook" ]; then
+  say "installing the startup hook $site/lasagne_mnist_port.pth"
+  printf '%s\n' "$hook" > "$site/lasagne_mnist_port.pth"
 fi

@@ -23,10 +23,8 @@ over param, grad and acc (0.2 ms for W1 there, 0.3 ms for all six):
   that gcc does not merge a multiply and an add into one FMA): numpy on the
   same float32 arrays, which is what perform() runs, gives the same bits.
   Theano's own loops differ from it by float32 roundings: its canonical
-  graph adds eps first, sqrt((eps + rho * acc) + (1 - rho) * g**2); with the
-  constants inlined as C literals (speedups.py, 3) its products and sums are
-  evaluated in double and rounded once, without them gcc fuses its
-  multiply-adds.
+  graph adds eps first, sqrt((eps + rho * acc) + (1 - rho) * g**2), and gcc
+  fuses its multiply-adds.
 * The rewrite "fused_rmsprop" (optdb, 1.65) finds those two expressions of a
   parameter in any graph being compiled and replaces them by the op's two
   outputs; "fused_rmsprop_inplace" (70.5) then lets the op write into param's
@@ -34,8 +32,8 @@ over param, grad and acc (0.2 ms for W1 there, 0.3 ms for all six):
   updates of shared variables), as Theano's inplace elementwise optimisation
   does for its update loops: no array is allocated per call.
 
-The rewrite is registered without the "fast_run" tag, so that the default
-mode does not run it until speedups.enable() adds the tag.
+Speed-up 4 of docs/speedups.md. The rewrite is registered under its name
+only, so that the default mode does not run it: speedups.mode() includes it.
 """
 import numpy as np
 import theano

@@ -17,9 +17,9 @@ the same ``binomial(size, p=..., dtype=...)`` call, computed by one C loop:
   theano.function applies after each call, like MRG_RandomStreams' states.
   Two streams made by one RandomStreams get independent keys.
 
-speedups.enable() makes every Lasagne DropoutLayer built afterwards use it
-(DropoutLayer calls lasagne.layers.noise.RandomStreams(seed), with a seed
-from lasagne.random.get_rng(), so seeding is unchanged).
+Speed-up 1 of docs/speedups.md: speedups.use_fast_dropout(network) gives the
+dropout layers of one network a RandomStreams of this module, seeded with the
+seed Lasagne drew for the layer's MRG_RandomStreams (so seeding is unchanged).
 
 The math of dropout is unchanged (mask ~ Bernoulli(1 - p), input / (1 - p) *
 mask); only the random source differs. The same seed gives the same masks.

@@ -20,7 +20,7 @@ import sys
 import sysconfig
 from collections import namedtuple
 
-import compat
+from . import compat
 
 
 class GpuEnvError(RuntimeError):
@@ -335,12 +335,12 @@ def gpu_in_use(theano_module=None):
         text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         reason = "%s: %s" % (type(e).__name__, (text.strip().splitlines() or [""])[0])
     raise GpuEnvError("Theano was asked for device=%s but could not initialise pygpu (%s): run "
-                      "`python gpu_env.py` to check the CUDA libraries, and start the program "
+                      "`python -m lasagne_mnist_port.gpu_env` to check the CUDA libraries, and start the program "
                       "through gpu_env.reexec_with_cuda()" % (device, reason))
 
 
 def main(argv=None):
-    """`eval "$(python gpu_env.py)"`: export lines; on failure the reason on stderr and
+    """`eval "$(python -m lasagne_mnist_port.gpu_env)"`: export lines; on failure the reason on stderr and
     `false` on stdout, so that the eval fails and `&& python ...` never runs on the CPU."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-build-check", action="store_true",

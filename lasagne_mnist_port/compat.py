@@ -7,22 +7,18 @@ install_import_hook()), so in that venv `import theano`, `import lasagne` and
 `import feedforward_lasagne_mnist` work in any order, in any interpreter,
 notebook or test run. Without the hook (another environment), call
 
-    import compat
+    from lasagne_mnist_port import compat
     compat.install()        # before anything imports theano
 
-which is what the project's own scripts do. Importing this module is cheap
-and changes nothing: the work happens when Theano is imported.
+which is what the tutorial script does. Importing this module is cheap (the
+hook runs at every start of the venv's Python) and changes nothing: the work
+happens when Theano is imported.
 
 Each shim below names the exact breakage it fixes and the release that caused
-it. Nothing here changes the math of the tutorial. The speed-ups, which do
-change how it is computed, are a separate, switchable layer: speedups.py.
+it. Nothing here changes the math of the tutorial. The speed-ups, which
+change how it is computed, are a compile mode of their own: speedups/.
 """
-import configparser
-import hashlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
-import logging
 import os
 import sys
 import types
@@ -77,7 +73,7 @@ def check_versions():
             "np.complex): %s; in another environment install numpy==1.23.5"
             % (np.__version__, fix))
     # e.g. Ubuntu 22.04's own python3, with its numpy 1.21 but no Theano
-    if "theano" not in sys.modules and importlib.util.find_spec("theano") is None:
+    if "theano" not in sys.modules and importlib.machinery.PathFinder.find_spec("theano") is None:
         raise UnsupportedStack("Theano is not installed in %s: %s" % (sys.executable, fix))
 
 
@@ -102,11 +98,11 @@ _BLAS_NAMES = ["%s%s_" % (t, f) for t in "sdcz" for f in (
 
 
 # The wheel is found, not imported: importing scipy_openblas32 loads OpenBLAS,
-# which reads its environment then (speedups.py sets OPENBLAS_THREAD_TIMEOUT
+# which reads its environment then (speed-up 5 sets OPENBLAS_THREAD_TIMEOUT
 # before the first compiled function loads it).
 def default_blas_ldflags():
     try:
-        spec = importlib.util.find_spec("scipy_openblas32")
+        spec = importlib.machinery.PathFinder.find_spec("scipy_openblas32")
         libdir = os.path.join(spec.submodule_search_locations[0], "lib")
         libs = sorted(f for f in os.listdir(libdir)
                       if f.startswith("libscipy_openblas") and ".so" in f)
@@ -136,6 +132,7 @@ def default_flags():
 def _from_theanorc(key, env):
     """The value the user's .theanorc files give `key` (e.g. floatX), or None."""
     section, _, option = key.rpartition(".")
+    import configparser
     parser = configparser.ConfigParser()
     paths = env.get("THEANORC", "~/.theanorc").split(os.pathsep)
     try:
@@ -227,6 +224,8 @@ def register_cache_shims():
     from theano.gof import op as gof_op
     from theano.gof.cc import CLinker
 
+    import hashlib
+
     def c_code_cache_version(self):
         digest = hashlib.sha256("\0".join(self.func_codes).encode("utf-8")).hexdigest()
         version = (int(digest[:15], 16),)
@@ -257,12 +256,14 @@ def register_cache_shims():
 # disabled" with a full traceback, then silently runs on the CPU. The line and
 # pygpu's own reason are enough: the traceback is dropped (and the failure kept
 # in PYGPU_FAILURES). A program that reports the failure itself (the training
-# script, through gpu_env.gpu_in_use) asks for silence: install(quiet_gpu=True).
+# script, through gpu_env.gpu_in_use) asks for silence: install(script=True).
 PYGPU_FAILURES = []
 _quiet_gpu = False
 
 
-class _PygpuFailureFilter(logging.Filter):
+class _PygpuFailureFilter(object):
+    """A filter of the logging module (any object with a filter method)."""
+
     def filter(self, record):
         if not str(record.msg).startswith("Could not initialize pygpu") or not record.exc_info:
             return True
@@ -278,6 +279,7 @@ class _PygpuFailureFilter(logging.Filter):
 
 
 def register_pygpu_failure_filter():
+    import logging
     logger = logging.getLogger("theano.gpuarray")
     if not any(isinstance(f, _PygpuFailureFilter) for f in logger.filters):
         logger.addFilter(_PygpuFailureFilter())
@@ -298,17 +300,22 @@ def after_theano():
     register_cache_shims()
 
 
-def install(quiet_gpu=False):
+def install(script=False):
     """Apply every shim now, importing Theano (no-op when already done).
 
-    quiet_gpu: say nothing when pygpu cannot start (the caller reports it).
+    script: this process is the command line, which reports a GPU that cannot
+    start itself (Theano's log of it is silenced), and exits quietly with
+    status 130 on a Ctrl-C while Theano and Lasagne are being imported.
 
     On a Python or numpy Theano cannot use, a program exits with one line on
     stderr (a REPL gets UnsupportedStack, an ImportError). A Theano
     imported before the shims, by a Python without the startup hook, cannot
     be repaired in the same process."""
     global _quiet_gpu
-    _quiet_gpu = quiet_gpu
+    _quiet_gpu = script
+    if script:
+        import signal
+        signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
     if "theano" not in sys.modules:
         try:
             before_theano()
@@ -320,7 +327,7 @@ def install(quiet_gpu=False):
     after_theano()
 
 
-class _TheanoLoader(importlib.abc.Loader):
+class _TheanoLoader(object):
     """Theano's own loader, with before_theano() and after_theano() around it."""
 
     def __init__(self, loader):
@@ -335,7 +342,7 @@ class _TheanoLoader(importlib.abc.Loader):
         after_theano()
 
 
-class _TheanoFinder(importlib.abc.MetaPathFinder):
+class _TheanoFinder(object):
     """Finds `theano` as usual, then wraps its loader (once per process)."""
 
     def find_spec(self, fullname, path, target=None):

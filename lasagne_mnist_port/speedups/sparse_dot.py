@@ -29,8 +29,8 @@ two agree to float32 rounding of the sum (tests/test_sparse_dot.py).
 
 The rewrite replaces Dot22 nodes whose left operand is a function's input (not
 a shared variable), possibly reshaped or transposed: the data. Hidden-layer
-activations are not touched. speedups.enable() turns it on for functions
-compiled afterwards.
+activations are not touched. Speed-up 5 of docs/speedups.md: the functions
+compiled in speedups.mode() use it.
 """
 import theano
 from theano import gof
@@ -347,8 +347,8 @@ def local_zero_skipping_dot22(node):
 
 
 # After the BLAS rewrites (1.7) have made the Dot22 nodes and fusion (49), before
-# the in-place rewrites (75). Registered without a tag: speedups.enable() adds
-# "fast_run", the tag the default mode selects.
+# the in-place rewrites (75). Registered under its name only: speedups.mode()
+# includes it by that name.
 if "zero_skipping_dot22" not in theano.compile.optdb:
     theano.compile.optdb.register("zero_skipping_dot22",
                                   in2out(local_zero_skipping_dot22), 49.6)

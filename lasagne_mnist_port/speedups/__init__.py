@@ -1,0 +1,126 @@
+"""The speed-ups: the tutorial's math, compiled into faster code, for the
+tutorial's network and functions only.
+
+    mode = speedups.mode(network)                   # before building the graph
+    train_fn = theano.function(..., mode=mode)
+
+mode(network) gives the network's dropout layers the faster mask generator and
+returns a Theano compile mode with the faster ops; the functions compiled
+with it use them. Nothing else changes: importing this package registers its
+rewrites under their own names, which the default mode does not select, so
+every other function, layer and update rule of the process compiles as with
+stock Theano 1.0.5 and Lasagne 0.1. mode(network, enabled=False) gives the
+layers their stock generator back and returns None, Theano's default mode.
+
+The numbered list of docs/speedups.md says what each one replaces and what it
+changes numerically:
+1. dropout masks from dropout_rng (CPU only);
+2. Theano's local_dot22_to_dot22scalar left out;
+3. scalar constants as exact C literals (inline_constants);
+4. rmsprop's update as one C op per parameter (fused_rmsprop; CPU only);
+5. the first layer's products skip the images' zeros (sparse_dot; CPU only),
+   with OPENBLAS_THREAD_TIMEOUT=4 so that OpenBLAS's idle threads sleep;
+6. bias-gradient sums as one vector loop (column_sum; CPU only).
+"""
+import os
+import re
+
+import theano
+from lasagne.layers import DropoutLayer, get_all_layers
+
+from .. import compat
+from . import column_sum, fused_rmsprop, inline_constants, sparse_dot  # noqa: F401 (rewrites)
+from . import dropout_rng
+
+# The rewrites of 3 to 6, by the names they are registered under in optdb.
+EVERYWHERE = ("inline_broadcast_constants",)
+CPU_ONLY = ("fused_rmsprop", "column_sum")
+
+# OPENBLAS_THREAD_TIMEOUT is a power of 2 of CPU cycles; up to 2**10 (a
+# microsecond or less), OpenBLAS's idle threads are out of the way of ours.
+SHORT_BLAS_TIMEOUT = 10
+
+
+def wanted(enabled=None):
+    """enabled, or when None what FLM_SPEEDUPS says (default: on; 0: off)."""
+    return os.environ.get("FLM_SPEEDUPS", "1") != "0" if enabled is None else bool(enabled)
+
+
+def on_cpu():
+    return not compat.is_gpu_device(theano.config.device)
+
+
+def blas_loaded():
+    """Whether the BLAS named in blas.ldflags is already mapped into this
+    process (then it has read its environment). True when /proc is missing."""
+    names = re.findall(r"(?:^|\s)-l(\S+)", theano.config.blas.ldflags)
+    try:
+        with open("/proc/self/maps") as maps:
+            mapped = maps.read()
+    except OSError:
+        return True
+    return any(("/lib%s." % name) in mapped for name in names)
+
+
+def zero_skipping_problem():
+    """Why 5 cannot run in this process, or None. It needs OpenBLAS's idle
+    threads to sleep at once: OPENBLAS_THREAD_TIMEOUT at most 2**10 cycles, set
+    before OpenBLAS is loaded (at the first compiled function that uses it).
+    When the variable is unset and OpenBLAS not yet loaded, it is set to 4."""
+    if not on_cpu():
+        return "not on a GPU"
+    if "openblas" not in theano.config.blas.ldflags:
+        return "BLAS is not OpenBLAS"  # MKL, BLIS ... have other ways of waiting
+    value = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    if value is None:
+        if blas_loaded():
+            return "OpenBLAS was loaded before OPENBLAS_THREAD_TIMEOUT could be set"
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        return None
+    try:  # OpenBLAS ignores 0 and negative values (and raises 1-3 to 4)
+        if 1 <= int(value) <= SHORT_BLAS_TIMEOUT:
+            return None
+    except ValueError:
+        pass
+    return "OPENBLAS_THREAD_TIMEOUT=%s is not 1 to %d" % (value, SHORT_BLAS_TIMEOUT)
+
+
+def use_fast_dropout(network, fast=True):
+    """Gives the network's dropout layers dropout_rng's generator (1), seeded
+    with the seed Lasagne drew for the layer's own MRG_RandomStreams, or
+    (fast=False) that stock generator back."""
+    for layer in get_all_layers(network):
+        if not isinstance(layer, DropoutLayer):
+            continue
+        stock = getattr(layer, "stock_srng", layer._srng)
+        if fast and not isinstance(layer._srng, dropout_rng.RandomStreams):
+            layer.stock_srng = stock
+            layer._srng = dropout_rng.RandomStreams(int(stock.rstate[0]))
+        elif not fast:
+            layer._srng = stock
+
+
+def mode(network, enabled=None):
+    """The compile mode of the speed-ups for this network's functions, after
+    giving its dropout layers their generator; None (Theano's default mode, and
+    the stock generator) when not `wanted(enabled)`."""
+    on = wanted(enabled)
+    use_fast_dropout(network, fast=on and on_cpu())
+    if not on:
+        return None
+    names = EVERYWHERE + (CPU_ONLY if on_cpu() else ())
+    if zero_skipping_problem() is None:
+        names += ("zero_skipping_dot22",)
+    return theano.compile.get_default_mode().including(*names).excluding(
+        "local_dot22_to_dot22scalar")
+
+
+def describe(compile_mode):
+    """For the Device line: which speed-ups a mode made by mode() holds."""
+    if compile_mode is None:
+        return "off (stock Theano/Lasagne)"
+    if not on_cpu():
+        return "on, except the CPU-only 1, 4, 5, 6"
+    if "zero_skipping_dot22" not in compile_mode.provided_optimizer.include:
+        return "on, except 5 zero-skipping products ({})".format(zero_skipping_problem())
+    return "on"
