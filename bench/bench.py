@@ -157,7 +157,7 @@ def shown_args(argv):
 
 def theano_blas(python, cwd, env):
     """What Theano's compiled ops link (blas.ldflags), as the faithful script sets it."""
-    code = "import compat, theano; print(theano.config.blas.ldflags)"
+    code = "import feedforward_lasagne_mnist, theano; print(theano.config.blas.ldflags)"
     p = subprocess.run([python, "-c", code], cwd=cwd, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL, universal_newlines=True)
     words = p.stdout.split()

@@ -8,7 +8,7 @@ gradients, 2 input gradients) x 100 steps, plus the 3 forward products x 20
 validation batches, each product timed alone (best of its repeats):
   netgemm <seconds per epoch> <GFLOP/s over those products> <what was measured>
 With --theano DIR (the faithful side), the product is a compiled Theano
-function, so the sgemm measured is the one Theano's C code links (compat.py's
+function, so the sgemm measured is the one Theano's C code links (lasagne_mnist_port/compat.py's
 blas.ldflags); otherwise numpy's own BLAS (the peer side).
 """
 import argparse
@@ -28,7 +28,7 @@ def numpy_blas():
 
 def theano_dot(faithful_dir):
     sys.path.insert(0, faithful_dir)
-    import compat  # noqa: F401  (the faithful script's flags, BLAS included)
+    import feedforward_lasagne_mnist  # noqa: F401  (its shims and flags, BLAS included)
     import theano
     import theano.tensor as T
     a, b = T.matrices("a", "b")
@@ -76,7 +76,7 @@ def net_limit(dot, repeats=30):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int, nargs="?", default=2000)
-    ap.add_argument("--theano", metavar="DIR", help="measure through Theano, with DIR's compat.py")
+    ap.add_argument("--theano", metavar="DIR", help="measure through Theano, as DIR's feedforward_lasagne_mnist.py sets it up")
     ap.add_argument("--net", action="store_true",
                     help="the GEMM-bound limit of an epoch at the net's shapes")
     args = ap.parse_args()

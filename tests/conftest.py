@@ -1,10 +1,31 @@
 import os
+import re
+import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+# The tutorial's printed lines, in order, for one epoch and for the end.
+EPOCH_LINES = [r"Epoch \d+ of \d+ took \d+\.\d{3}s", r"training loss:\t\t\d+\.\d{6}",
+               r"validation loss:\t\t\d+\.\d{6}", r"validation accuracy:\t\t\d+\.\d{2} %"]
+FINAL_LINES = [r"Final results in \d+\.\d+ seconds:", r"  test loss:\t\t\t\d+\.\d{6}",
+               r"  test accuracy:\t\t\d+\.\d{2} %"]
+
+
+def tutorial_lines(text):
+    """True when every line of `text` is one the tutorial prints (stdout)."""
+    patterns = ["Loading data...", "Starting training..."] + EPOCH_LINES + FINAL_LINES
+    return all(any(re.fullmatch(p, line) for p in patterns) for line in text.splitlines())
+
+
+def run_cli(*args, env=None):
+    """python feedforward_lasagne_mnist.py ARGS, as a shell runs it."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py")]
+                          + list(args), capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), timeout=300)
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +41,13 @@ def small(mnist):
     X_train, y_train, X_val, y_val, X_test, y_test = mnist
     return [X_train[:3000], y_train[:3000], X_val[:2000], y_val[:2000],
             X_test[:2000], y_test[:2000]]
+
+
+@pytest.fixture(scope="session")
+def trained(mnist, small):
+    """One network trained 3 epochs on 10,000 examples, shared by the tests of
+    a worker (good enough to read digits from image files); a test that trains
+    further uses a network of its own."""
+    import feedforward_lasagne_mnist as flm
+    data = [mnist[0][:10000], mnist[1][:10000]] + small[2:]
+    return flm.run_network(data=data, num_epochs=3, seed=1, progress=False)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-import atomic_file
+from lasagne_mnist_port import atomic_file
 
 
 def test_writes_the_whole_file_and_leaves_no_temporary(tmp_path):

@@ -5,7 +5,7 @@ import theano
 import theano.tensor as T
 from hypothesis import given, settings, strategies as st
 
-import column_sum
+from lasagne_mnist_port.speedups import column_sum
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import compat
+from lasagne_mnist_port import compat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

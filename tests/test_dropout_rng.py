@@ -6,8 +6,8 @@ import pytest
 import theano
 import theano.tensor as T
 
-import dropout_rng
-from dropout_rng import BernoulliMask, RandomStreams, bernoulli_mask_numpy
+from lasagne_mnist_port.speedups import dropout_rng
+from lasagne_mnist_port.speedups.dropout_rng import BernoulliMask, RandomStreams, bernoulli_mask_numpy
 
 
 def compiled_mask(seed=1, p=0.6, shape=(500, 300), dtype="float32"):
@@ -85,25 +85,27 @@ def test_deterministic_under_seed_and_streams_differ():
 
 
 def test_symbolic_shape_and_lasagne_dropout():
+    """A Lasagne DropoutLayer given this generator by speedups.use_fast_dropout,
+    seeded from the seed Lasagne drew for its own generator."""
     import lasagne
     from lasagne.layers import DropoutLayer, InputLayer
-    saved = lasagne.layers.noise.RandomStreams
-    try:
-        lasagne.layers.noise.RandomStreams = RandomStreams
-        lasagne.random.set_rng(np.random.RandomState(0))
-        x = T.matrix("x")
-        layer = DropoutLayer(InputLayer((None, 400), input_var=x), p=0.4)
-        assert isinstance(layer._srng, RandomStreams)
-        f = theano.function([x], lasagne.layers.get_output(layer))
-        out = f(np.ones((250, 400), dtype=theano.config.floatX))
-        # kept units are scaled by 1 / 0.6, the others are 0
-        kept = out[out != 0]
-        np.testing.assert_allclose(kept, 1 / 0.6, rtol=1e-6)
-        assert abs((out > 0).mean() - 0.6) < 0.01
-        det = theano.function([x], lasagne.layers.get_output(layer, deterministic=True))
-        np.testing.assert_array_equal(det(np.ones((2, 400), dtype=theano.config.floatX)), 1)
-    finally:
-        lasagne.layers.noise.RandomStreams = saved
+    from lasagne_mnist_port.speedups import use_fast_dropout
+    lasagne.random.set_rng(np.random.RandomState(0))
+    x = T.matrix("x")
+    layer = DropoutLayer(InputLayer((None, 400), input_var=x), p=0.4)
+    stock = layer._srng
+    use_fast_dropout(layer)
+    assert isinstance(layer._srng, RandomStreams)
+    f = theano.function([x], lasagne.layers.get_output(layer))
+    out = f(np.ones((250, 400), dtype=theano.config.floatX))
+    # kept units are scaled by 1 / 0.6, the others are 0
+    kept = out[out != 0]
+    np.testing.assert_allclose(kept, 1 / 0.6, rtol=1e-6)
+    assert abs((out > 0).mean() - 0.6) < 0.01
+    det = theano.function([x], lasagne.layers.get_output(layer, deterministic=True))
+    np.testing.assert_array_equal(det(np.ones((2, 400), dtype=theano.config.floatX)), 1)
+    use_fast_dropout(layer, fast=False)
+    assert layer._srng is stock
 
 
 def test_no_gradient_through_mask():

@@ -9,26 +9,20 @@ import theano.tensor as T
 import lasagne
 
 import feedforward_lasagne_mnist as flm
-import speedups
-from fused_rmsprop import FusedRMSProp, match_rmsprop, rmsprop_numpy
+from lasagne_mnist_port import speedups
+from lasagne_mnist_port.speedups.fused_rmsprop import FusedRMSProp, match_rmsprop, rmsprop_numpy
 
 
-@pytest.fixture(autouse=True)
-def speedups_on():
-    """Speed-ups on (the rewrite with them), then as they were."""
-    was = speedups.enabled()
-    speedups.enable()
-    yield
-    if not was:
-        speedups.disable()
+def with_rewrite():
+    return theano.compile.get_default_mode().including("fused_rmsprop")
 
 
 def without_rewrite():
-    return theano.compile.get_default_mode().excluding("fused_rmsprop")
+    return theano.compile.get_default_mode()  # stock: the rewrite is not selected
 
 
 # The optimised graph only, without compiling C code: the Python linker.
-PY = theano.Mode(linker="py", optimizer="fast_run")
+PY = theano.Mode(linker="py", optimizer="fast_run").including("fused_rmsprop")
 
 
 def fused(f):
@@ -54,7 +48,7 @@ def test_training_steps_of_the_net_agree_with_theanos_loops(small):
     params = lasagne.layers.get_all_params(network, trainable=True)
     updates = lasagne.updates.rmsprop(loss, params, learning_rate=0.001)
     accs = [v for v in updates if v not in params]
-    on = theano.function([input_var, target_var], loss, updates=updates)
+    on = theano.function([input_var, target_var], loss, updates=updates, mode=with_rewrite())
     off = theano.function([input_var, target_var], loss, updates=updates, mode=without_rewrite())
     assert len(fused(on)) == 6 and all(op.inplace for op in fused(on))
     assert not fused(off)
@@ -128,7 +122,7 @@ def test_rmsprop_is_rewritten_and_computes_lasagnes_expression(updates):
     W = theano.shared(W0.copy())
     g = T.matrix("g")
     rule, acc, one_minus_rho = updates(W, g, acc0.copy())
-    f = theano.function([g], [], updates=rule)
+    f = theano.function([g], [], updates=rule, mode=with_rewrite())
     assert [op.inplace for op in fused(f)] == [True]
     f(G)
     # numpy, float32, in Lasagne's order
@@ -206,17 +200,15 @@ def test_other_updates_are_left_alone(updates):
     f(np.full((5, 4), 0.5, np.float32))  # still runs
 
 
-def test_the_speedups_switch_turns_the_rewrite_on_and_off():
-    def compiled():
+def test_the_rewrite_runs_in_the_speedups_mode_only():
+    def compiled(mode):
         W = theano.shared(np.ones((5, 4), np.float32))
         g = T.matrix("g")
         return theano.function([g], [], updates=lasagne.updates.rmsprop([g], [W], 0.01),
-                               mode=PY)
-    assert fused(compiled())
-    speedups.disable()
-    assert not fused(compiled())
-    speedups.enable()
-    assert fused(compiled())
+                               mode=mode)
+    assert not fused(compiled(None))  # the default mode: stock Theano
+    assert fused(compiled(speedups.mode(flm.build_mlp())))
+    assert not fused(compiled(speedups.mode(flm.build_mlp(), enabled=False)))
 
 
 def op_inputs(dtype, layout, rng):

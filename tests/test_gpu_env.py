@@ -16,8 +16,8 @@ import types
 
 import pytest
 
-import gpu_env
-from gpu_env import GpuEnvError, MARKER
+from lasagne_mnist_port import gpu_env
+from lasagne_mnist_port.gpu_env import GpuEnvError, MARKER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -454,7 +454,7 @@ def test_gpu_asked_but_pygpu_not_activated():
     with pytest.raises(GpuEnvError) as e:
         gpu_env.gpu_in_use(theano)
     assert "device=cuda0" in str(e.value) and 'Could not load "libcuda.so"' in str(e.value)
-    assert "python gpu_env.py" in str(e.value)
+    assert "python -m lasagne_mnist_port.gpu_env" in str(e.value)
 
 
 # ------------------------------------------------------------ CLI and imports
@@ -498,8 +498,9 @@ def _driver_installed():
 
 @pytest.mark.skipif(_driver_installed(), reason="this machine has an NVIDIA driver")
 def test_cli_in_a_real_process_without_a_driver(tmp_path):
-    """`python gpu_env.py` started as a shell starts it, on a machine without a driver."""
-    ran = subprocess.run([sys.executable, "gpu_env.py"], cwd=ROOT, universal_newlines=True,
+    """`python -m lasagne_mnist_port.gpu_env` started as a shell starts it, on a machine
+    without a driver."""
+    ran = subprocess.run([sys.executable, "-m", "lasagne_mnist_port.gpu_env"], cwd=ROOT, universal_newlines=True,
                          env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path)),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert (ran.returncode, ran.stdout) == (1, "false\n")
@@ -509,7 +510,7 @@ def test_cli_in_a_real_process_without_a_driver(tmp_path):
 
 
 def test_import_needs_only_the_standard_library():
-    code = ("import sys, gpu_env; bad = [m for m in ('theano', 'numpy', 'pygpu') "
+    code = ("import sys, lasagne_mnist_port.gpu_env; bad = [m for m in ('theano', 'numpy', 'pygpu') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

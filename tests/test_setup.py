@@ -5,6 +5,7 @@ probe; nothing is installed."""
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -147,3 +148,52 @@ def test_an_existing_venv_of_another_python_is_not_replaced_silently(tmp_path):
 
 def test_unknown_argument(tmp_path):
     assert "unknown argument --frobnicate" in one_line_error(setup(tmp_path, "--frobnicate"))
+
+
+# --- The names the project's .venv exposes (tests run in that venv) ----------
+PUBLIC = ("feedforward_lasagne_mnist", "mnist_loader", "lasagne_mnist_port")
+PRIVATE = ("compat", "speedups", "gpu_env", "atomic_file", "training", "cli", "checkpoints",
+           "images", "history", "dropout_rng", "fused_rmsprop", "sparse_dot", "column_sum",
+           "inline_constants", "tests", "bench", "tools", "docs", "data", "conftest")
+
+
+def venv_python(code, cwd, **env):
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environ.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(cwd), env=environ, timeout=300)
+
+
+def test_the_venv_exposes_only_the_public_names(tmp_path):
+    code = ("import importlib.util as u\n"
+            "print([n for n in %r if u.find_spec(n) is None])\n"
+            "print([n for n in %r if u.find_spec(n) is not None])\n" % (PUBLIC, PRIVATE))
+    result = venv_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "[]"]  # all public found, no private one
+
+
+def test_a_users_own_compat_and_speedups_are_theirs(tmp_path):
+    """In a working directory holding its own compat.py and speedups.py (and with
+    another compat.py on PYTHONPATH), those are what `import` gives, and the
+    startup hook and the tutorial keep working beside them."""
+    for name in ("compat", "speedups", "column_sum"):
+        (tmp_path / (name + ".py")).write_text("MINE = %r\n" % name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "compat.py").write_text("raise ImportError('not this one')\n")
+    code = ("import compat, speedups, column_sum\n"
+            "print(compat.MINE, speedups.MINE, column_sum.MINE)\n"
+            "import theano\n"
+            "print(theano.config.floatX)\n"
+            "import feedforward_lasagne_mnist as flm\n"
+            "data = [a[:500] for a in flm.load_data()]\n"
+            "network = flm.run_network(data=data, num_epochs=1, batch_size=100, progress=False)\n"
+            "print(network.history['epoch'])\n")
+    for env in ({}, {"PYTHONPATH": str(elsewhere)}):
+        result = venv_python(code, tmp_path, **env)
+        assert result.returncode == 0, result.stderr
+        out = result.stdout.splitlines()
+        assert out[:2] == ["compat speedups column_sum", "float32"], result.stdout
+        assert out[-1] == "[1]" and "  test accuracy:" in result.stdout
+        assert "speed-ups: on" in result.stderr

@@ -1,5 +1,9 @@
-"""speedups: a switchable layer; the same results as stock Theano/Lasagne,
-from faster code, and stock code paths when switched off."""
+"""speedups: a compile mode for the tutorial's network and functions only.
+run_network compiles its ops with it (and not when switched off); the user's
+own functions and layers get stock Theano/Lasagne ops and results, before
+and after the tutorial is imported and has trained; constants are inlined
+with their exact value and type."""
+import json
 import os
 import subprocess
 import sys
@@ -10,47 +14,150 @@ import theano
 import theano.tensor as T
 import lasagne
 
-import dropout_rng
 import feedforward_lasagne_mnist as flm
-import speedups
+from lasagne_mnist_port import speedups
+from lasagne_mnist_port.speedups import dropout_rng
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def stock():
-    """Speed-ups off for one test, then as they were."""
-    was = speedups.enabled()
-    speedups.disable()
-    yield
-    if was:
-        speedups.enable()
 
 
 def op_names(f):
     return [type(n.op).__name__ for n in f.maker.fgraph.toposort()]
 
 
-def train_fn_ops(network):
-    """The ops of run_network()'s train_fn for `network` (compiled from the cache)."""
-    x = lasagne.layers.get_all_layers(network)[0].input_var
-    y = T.ivector("targets")
-    loss = lasagne.objectives.categorical_crossentropy(
-        lasagne.layers.get_output(network), y).mean()
-    params = lasagne.layers.get_all_params(network, trainable=True)
-    return op_names(theano.function([x, y], loss, updates=lasagne.updates.rmsprop(
-        loss, params, learning_rate=0.001)))
+def run_and_catch_functions(monkeypatch, **kwargs):
+    """run_network(**kwargs), and the functions it compiled: train_fn, val_fn."""
+    compiled, function = [], theano.function
+
+    def keep(*args, **kw):
+        compiled.append(function(*args, **kw))
+        return compiled[-1]
+    monkeypatch.setattr(flm.theano, "function", keep)
+    network = flm.run_network(progress=False, **kwargs)
+    monkeypatch.undo()
+    return network, [op_names(f) for f in compiled]
 
 
-def test_lasagne_dropout_uses_the_fast_generator_on_the_cpu():
-    speedups.enable()
-    layer = lasagne.layers.DropoutLayer(lasagne.layers.InputLayer((None, 100)), p=0.4)
-    assert isinstance(layer._srng, dropout_rng.RandomStreams)
-    x = T.matrix()
-    f = theano.function([x], lasagne.layers.get_output(layer, x))
-    out = f(np.ones((400, 100), dtype=theano.config.floatX))
-    assert set(np.unique(out)) == {0, np.float32(1 / 0.6)}
-    assert abs((out > 0).mean() - 0.6) < 0.01  # 40,000 draws: 5 sigma ~ 0.012
+@pytest.mark.parametrize("how", ["on", "speedups=False", "FLM_SPEEDUPS=0"])
+def test_run_network_compiles_the_speedup_ops_unless_switched_off(small, monkeypatch, how):
+    data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
+    kwargs = dict(data=data, num_epochs=2, seed=5)
+    if how == "speedups=False":
+        kwargs["speedups"] = False
+    elif how == "FLM_SPEEDUPS=0":
+        monkeypatch.setenv("FLM_SPEEDUPS", "0")
+    network, (train_ops, val_ops) = run_and_catch_functions(monkeypatch, **kwargs)
+    layers = lasagne.layers.get_all_layers(network)
+    fast = how == "on"
+    assert all(isinstance(l._srng, dropout_rng.RandomStreams) == fast for l in layers[2:5:2])
+    assert ("BernoulliMask" in train_ops) == fast and ("mrg_uniform" in train_ops) != fast
+    assert train_ops.count("FusedRMSProp") == (6 if fast else 0)
+    assert train_ops.count("ColumnSum") == (3 if fast else 0)  # the bias gradients' sums
+    # Without Theano's Dot22Scalar rewrite, rmsprop computes each of the 3 weight
+    # gradients once: 8 matrix products per step (3 forward, 5 backward), not 11.
+    assert len([o for o in train_ops if "Dot22" in o]) == (8 if fast else 11)
+    assert ("Dot22Scalar" in train_ops) != fast
+    # (Whether the first layer's products skip zeros depends on whether
+    # OpenBLAS was loaded before the mode was made: tested in subprocesses below.)
+    if not fast:
+        assert "ZeroSkippingDot22" not in train_ops + val_ops
+    history = network.history
+    assert history["train_loss"][1] < history["train_loss"][0] < np.log(10)  # chance
+    assert history["val_acc"][1] > 0.8  # chance is 0.1
+
+
+# The user's own code: float32 comparisons and products with constants, a
+# complex constant, rmsprop on their own parameter, every Lasagne noise layer.
+USER_CODE = r"""
+import json, sys
+import numpy as np, theano, theano.tensor as T, lasagne
+if sys.argv[1] != "stock":
+    import feedforward_lasagne_mnist as flm
+    import lasagne_mnist_port.speedups, lasagne_mnist_port.cli  # the whole package
+    if sys.argv[1] == "after training":
+        data = [a[:1000] for a in flm.load_data()]
+        flm.run_network(data=data, num_epochs=1, seed=1, progress=False)
+x = T.vector()
+v = np.array([0.1, 0.3, 1e30, -2.5], "float32")
+z = T.cvector()
+cases = {"eq 0.1": T.eq(abs(x), 0.1), "le 0.3": T.le(abs(x), 0.3),
+         "times 1e-45": abs(x) * np.float32(1e-45), "min 0.1 - 0.1": T.minimum(abs(x), 0.1) - 0.1,
+         "complex": (z * np.complex64(1 + 2j) + 0.5).real}
+W = theano.shared(np.ones((5, 4), "float32"))
+g = T.matrix()
+lasagne.random.set_rng(np.random.RandomState(0))
+inp = lasagne.layers.InputLayer((50, 40), input_var=g)
+layers = {"DropoutLayer": lasagne.layers.DropoutLayer(inp, p=0.3),
+          "dropout": lasagne.layers.dropout(inp, p=0.6),
+          "GaussianNoiseLayer": lasagne.layers.GaussianNoiseLayer(inp, sigma=0.2)}
+out = {}
+for name, expr in cases.items():
+    f = theano.function([z if name == "complex" else x], expr)
+    value = f(np.array([1 + 1j, -2j], "complex64") if name == "complex" else v)
+    out[name] = [repr(value.tolist()), str(value.dtype)]
+f = theano.function([g], [], updates=lasagne.updates.rmsprop([g], [W], 0.01))
+f(np.full((5, 4), 0.5, "float32"))
+out["rmsprop"] = [repr(W.get_value().tolist()), [type(n.op).__name__ for n in f.maker.fgraph.toposort()]]
+for name, layer in layers.items():
+    f = theano.function([g], lasagne.layers.get_output(layer))
+    out[name] = [repr(f(np.ones((50, 40), "float32")).tolist()),
+                 sorted(type(n.op).__name__ for n in f.maker.fgraph.toposort())]
+print(json.dumps(out))
+"""
+
+
+def user_results(case):
+    result = subprocess.run([sys.executable, "-c", USER_CODE, case], capture_output=True,
+                            text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_users_own_code_gets_stock_ops_and_results():
+    stock = user_results("stock")
+    assert stock["eq 0.1"][0] == "[True, False, False, False]"  # float32 0.1 == float32 0.1
+    assert stock["min 0.1 - 0.1"][0] == "[0.0, 0.0, 0.0, 0.0]"
+    assert "mrg_uniform" in stock["DropoutLayer"][1]
+    for case in ("imported", "after training"):
+        assert user_results(case) == stock, case
+
+
+def user_expressions():
+    x = T.vector("x")
+    return x, {"eq 0.1": T.eq(abs(x), 0.1), "le 0.3": T.le(abs(x), 0.3),
+               "times 1e-45": abs(x) * np.float32(1e-45),
+               "min 0.1 - 0.1": T.minimum(abs(x), 0.1) - 0.1,
+               "int and bool": T.switch(T.gt(abs(x), 1), T.cast(x, "int16") * np.int16(-3), 7),
+               "float64": T.cast(x, "float64") * 0.1 + np.float64(1e-300)}
+
+
+def constant_inputs(f):
+    return sum(isinstance(i, T.TensorConstant) for n in f.maker.fgraph.toposort()
+               for i in n.inputs if isinstance(n.op, T.Elemwise))
+
+
+def test_inlined_constants_keep_their_exact_value_and_type():
+    """In the speed-ups' mode the constants of these loops become C literals,
+    and every result is bit for bit the stock one."""
+    fast_mode = speedups.mode(flm.build_mlp())
+    x, expressions = user_expressions()
+    v = np.array([0.1, 0.3, 1e30, -2.5, 0.0, -0.0, 7e-46, 3.4e38], "float32")
+    for name, expr in expressions.items():
+        fast, plain = (theano.function([x], expr, mode=m) for m in (fast_mode, None))
+        assert constant_inputs(fast) == 0 < constant_inputs(plain), name
+        a, b = fast(v), plain(v)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (name, a, b)
+
+
+def test_complex_and_non_finite_constants_are_left_as_inputs():
+    fast_mode = speedups.mode(flm.build_mlp())
+    z = T.cvector("z")
+    x = T.vector("x")
+    for inputs, expr, value in [
+            (z, (z * np.complex64(1 + 2j) + 0.5).real, np.array([1 + 1j, -2j], "complex64")),
+            (x, T.minimum(x, np.float32(np.inf)) * 2 + np.float32(np.nan), np.ones(3, "float32"))]:
+        fast, plain = (theano.function([inputs], expr, mode=m) for m in (fast_mode, None))
+        assert fast(value).tobytes() == plain(value).tobytes()
 
 
 def rmsprop_like(x, g):
@@ -59,53 +166,15 @@ def rmsprop_like(x, g):
     return x - 0.001 * g / T.sqrt(acc + 1e-6)
 
 
-def test_constants_are_inlined_and_results_unchanged():
-    speedups.enable()
+def test_rmsprop_like_loops_are_inlined_with_unchanged_results():
+    fast_mode = speedups.mode(flm.build_mlp())
     x, g = T.matrices("x", "g")
-    fast = theano.function([x, g], rmsprop_like(x, g))
-    plain = theano.function([x, g], rmsprop_like(x, g), mode=theano.compile.get_default_mode()
-                            .excluding("inline_broadcast_constants"))
+    fast = theano.function([x, g], rmsprop_like(x, g), mode=fast_mode)
+    plain = theano.function([x, g], rmsprop_like(x, g))
     rng = np.random.RandomState(0)
     a, b = (rng.rand(300, 200).astype(theano.config.floatX) for _ in range(2))
-    # Same operations; a C literal may be evaluated in double: float32 rounding apart.
-    np.testing.assert_allclose(fast(a, b), plain(a, b), rtol=0, atol=1.2e-7)
-
-    def constant_inputs(f):
-        return sum(isinstance(i, T.TensorConstant) for n in f.maker.fgraph.toposort()
-                   for i in n.inputs)
     assert constant_inputs(plain) > 0 and constant_inputs(fast) == 0
-
-
-def test_switched_off_the_network_trains_on_stock_code_paths(small, stock):
-    """Same seed both ways: both learn; only the stock run uses Theano's own
-    dropout generator and keeps Theano's Dot22Scalar rewrite."""
-    data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
-    network = flm.run_network(data=data, num_epochs=2, seed=5, progress=False)
-    layers = lasagne.layers.get_all_layers(network)
-    assert not any(isinstance(l._srng, dropout_rng.RandomStreams) for l in layers[2:5:2])
-    stock_ops = train_fn_ops(network)
-    assert "mrg_uniform" in stock_ops and "BernoulliMask" not in stock_ops
-
-    speedups.enable()
-    fast = flm.run_network(data=data, num_epochs=2, seed=5, progress=False)
-    fast_ops = train_fn_ops(fast)
-    assert "BernoulliMask" in fast_ops and "mrg_uniform" not in fast_ops
-    # Without Theano's Dot22Scalar rewrite, rmsprop computes each of the 3 weight
-    # gradients once: 8 matrix products per step (3 forward, 5 backward), not 11.
-    assert "Dot22Scalar" in stock_ops and "Dot22Scalar" not in fast_ops
-    assert len([o for o in fast_ops if "Dot22" in o]) == 8
-    assert len([o for o in stock_ops if "Dot22" in o]) == 11
-    # (Whether the first layer's products skip zeros here depends on whether
-    # OpenBLAS was loaded before enable(): tested in subprocesses below.)
-    assert "ZeroSkippingDot22" not in stock_ops
-    # The three bias gradients' sums (column_sum).
-    assert fast_ops.count("ColumnSum") == 3 and "ColumnSum" not in stock_ops
-    for history in (network.history, fast.history):
-        assert history["train_loss"][1] < history["train_loss"][0] < np.log(10)  # chance
-        assert history["val_acc"][1] > 0.8  # chance is 0.1
-    # Other dropout masks from the same seed: close, not equal.
-    assert network.history["train_loss"] != fast.history["train_loss"]
-    assert abs(network.history["val_acc"][1] - fast.history["val_acc"][1]) < 0.03
+    np.testing.assert_array_equal(fast(a, b), plain(a, b))
 
 
 @pytest.mark.parametrize("how", ["FLM_SPEEDUPS=0", "--no-speedups"])
@@ -128,24 +197,30 @@ ZERO_SKIPPING_PROBE = r"""
 import os, sys
 import numpy as np, theano, theano.tensor as T
 if sys.argv[1] == "blas-first":
-    # A compiled product before the script is imported: OpenBLAS is loaded.
+    # A compiled product before the mode is made: OpenBLAS is loaded.
     x = T.matrix()
     theano.function([x], T.dot(x, x))(np.ones((2, 2), dtype="float32"))
 import feedforward_lasagne_mnist as flm
-import speedups
+from lasagne_mnist_port import speedups
+imported = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+mode = speedups.mode(flm.build_mlp())
 x = T.matrix()
 W = theano.shared(np.ones((3, 3), dtype="float32"))
-ops = [type(n.op).__name__ for n in theano.function([x], T.dot(x, W)).maker.fgraph.toposort()]
-print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), speedups.enabled(), ops)
+ops = [type(n.op).__name__ for n in theano.function([x], T.dot(x, W), mode=mode).maker.fgraph.toposort()]
+print(imported, os.environ.get("OPENBLAS_THREAD_TIMEOUT"), ops, speedups.describe(mode))
 """
 
 
 @pytest.mark.parametrize("case, timeout, expected", [
-    ("fresh", None, "4 True ['ZeroSkippingDot22']"),      # set before OpenBLAS loads
-    ("fresh", "2", "2 True ['ZeroSkippingDot22']"),       # a short value of the user's
-    ("fresh", "30", "30 True ['Dot22']"),                 # a long one: stays off
-    ("fresh", "0", "0 True ['Dot22']"),                   # OpenBLAS ignores it: off
-    ("blas-first", None, "None True ['Dot22']"),          # too late to set it: stays off
+    # set when the mode is made, before OpenBLAS loads; importing sets nothing
+    ("fresh", None, "None 4 ['ZeroSkippingDot22'] on"),
+    ("fresh", "2", "2 2 ['ZeroSkippingDot22'] on"),  # a short value of the user's
+    ("fresh", "30", "30 30 ['Dot22'] on, except 5 zero-skipping products "
+                    "(OPENBLAS_THREAD_TIMEOUT=30 is not 1 to 10)"),  # a long one
+    ("fresh", "0", "0 0 ['Dot22'] on, except 5 zero-skipping products "
+                   "(OPENBLAS_THREAD_TIMEOUT=0 is not 1 to 10)"),  # OpenBLAS ignores it
+    ("blas-first", None, "None None ['Dot22'] on, except 5 zero-skipping products (OpenBLAS "
+                         "was loaded before OPENBLAS_THREAD_TIMEOUT could be set)"),
 ])
 def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
@@ -156,18 +231,3 @@ def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected
-
-
-def test_switched_off_before_openblas_loads_openblas_is_stock():
-    """--no-speedups: the script's import set OPENBLAS_THREAD_TIMEOUT; disabling
-    before any compiled function takes it back, so OpenBLAS loads as stock."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_THREAD_TIMEOUT", "FLM_SPEEDUPS")}
-    probe = ("import os, feedforward_lasagne_mnist, speedups\n"
-             "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
-             "speedups.disable(); print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
-             "speedups.enable(); print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["4", "None", "4"]
