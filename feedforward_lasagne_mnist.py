@@ -35,6 +35,9 @@ from lasagne.layers import DenseLayer, DropoutLayer, InputLayer
 from lasagne.nonlinearities import rectify, softmax
 from lasagne.objectives import categorical_crossentropy
 
+# The MNIST loader, then what the port adds (the package lasagne_mnist_port):
+# the speed-ups' compile mode, model files and the history's files (here so that
+# a REPL finds flm.save_network, flm.plot_history ...), run_network's helpers.
 from mnist_loader import load_data
 from lasagne_mnist_port.speedups import mode as speedup_mode
 from lasagne_mnist_port.checkpoints import load_parameters, save_network  # noqa: F401
@@ -218,8 +221,8 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
                 val_acc += acc
                 val_batches += 1
             epoch_time = time.time() - start_time
-            record(network, train_err / train_batches, val_err / val_batches,
-                   val_acc / val_batches, epoch_time, batch_losses)
+            record_epoch(network, train_err / train_batches, val_err / val_batches,
+                         val_acc / val_batches, epoch_time, batch_losses)
 
             # Then we print the results for this epoch:
             print("Epoch {} of {} took {:.3f}s".format(
@@ -258,13 +261,13 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
 
 # ---------------------------------------------------------------- Loss history
 # The first exercise: the Keras sibling's LossHistory callback. No callback is
-# needed here, the loops are ours: run_network() calls record() once per
+# needed here, the loops are ours: run_network() calls record_epoch() once per
 # epoch, and every network it trains carries `network.history`, a dict of
 # lists (one entry per epoch, and every batch's loss in "batch_loss").
 # Retraining a network appends to its history. save_history(history, path)
 # and plot_history(history, path) write it as a CSV and as a plot of the
 # curves (from lasagne_mnist_port.history; on the shell, --history, --plot).
-def record(network, train_err, val_err, val_acc, epoch_time, batch_losses):
+def record_epoch(network, train_err, val_err, val_acc, epoch_time, batch_losses):
     if not hasattr(network, "history"):
         network.history = {k: [] for k in HISTORY_COLUMNS + ("batch_loss",)}
     history = network.history

@@ -18,7 +18,7 @@ import stat
 import tempfile
 
 
-def _kind(path):
+def _stat_or_none(path):
     """os.stat(path) (following links), or None when nothing is there."""
     try:
         return os.stat(path)
@@ -30,10 +30,10 @@ def is_stream(st):
     return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))
 
 
-def problem(path):
-    """Why `path` cannot be written, or None. Checked before long work starts."""
+def why_not_writable(path):
+    """Why `path` cannot be written, or None."""
     try:
-        st = _kind(path)
+        st = _stat_or_none(path)
     except OSError as e:
         return e.strerror or str(e)
     if is_stream(st):
@@ -53,12 +53,20 @@ def problem(path):
     return None
 
 
+def check_writable(path):
+    """OSError naming `path` and the reason when it cannot be written: checked
+    before long work starts (and again by write)."""
+    reason = why_not_writable(path)
+    if reason:
+        raise OSError("{}: cannot write there ({})".format(path, reason))
+
+
 def write(path, fill, mode="wb"):
     """Write `path` through fill(f), atomically (see the module's docstring).
 
     mode: "wb", "w" (text) or "w+b" (fill may read back what it wrote).
     Raises OSError naming `path` when it cannot be written."""
-    st = _kind(path)
+    st = _stat_or_none(path)
     if is_stream(st):
         try:
             with open(path, mode.replace("+", "")) as f:
@@ -66,9 +74,7 @@ def write(path, fill, mode="wb"):
         except OSError as e:  # e.g. the reader of a pipe went away
             raise OSError("{}: cannot write ({})".format(path, e.strerror or e)) from e
         return
-    reason = problem(path)
-    if reason:
-        raise OSError("{}: cannot write there ({})".format(path, reason))
+    check_writable(path)
     target = os.path.realpath(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-",

@@ -94,9 +94,10 @@ def parse_args(argv=None):
         seen[os.path.realpath(args.load_model)] = "load_model"
     for option, path in outputs:  # checked now rather than after the training
         flag = "--" + option.replace("_", "-")
-        problem = atomic_file.problem(path)
-        if problem:
-            parser.error("{} {}: cannot write there ({})".format(flag, path, problem))
+        try:
+            atomic_file.check_writable(path)
+        except OSError as e:
+            parser.error("{} {}".format(flag, e))
         other = seen.get(os.path.realpath(path))
         if other and (other, option) != ("load_model", "save_model"):
             parser.error("{} {}: the same file as --{}; give each output its own "

@@ -49,10 +49,12 @@ SITE_GLOBS = ("/opt/*/.venv/lib/python3*/site-packages", "/opt/*/venv/lib/python
               "~/.local/lib/python3*/site-packages")
 # Searched by the linker anyway: the driver's folder goes on LD_LIBRARY_PATH if not one.
 SYSTEM_DIRS = [p + s for p in ("/", "/usr/") for s in ("lib", "lib64", "lib/x86_64-linux-gnu")]
-# NVRTC and cuBLAS: soname stem; the companion each loads by name from its folder; whether
-# the driver check goes to the minor (NVRTC's, read off its companion's name); the wheel.
-CUDA_LIBS = {"NVRTC": ("libnvrtc", "libnvrtc-builtins", True, "nvidia-cuda-nvrtc"),
-             "cuBLAS": ("libcublas", "libcublasLt", False, "nvidia-cublas")}
+# NVRTC and cuBLAS: the soname's stem; the companion each loads by name from its folder;
+# whether the driver check goes to the minor version (NVRTC's, read off its companion's
+# name); the pip wheel that ships it.
+CudaLib = namedtuple("CudaLib", "stem companion checks_minor wheel")
+CUDA_LIBS = {"NVRTC": CudaLib("libnvrtc", "libnvrtc-builtins", True, "nvidia-cuda-nvrtc"),
+             "cuBLAS": CudaLib("libcublas", "libcublasLt", False, "nvidia-cublas")}
 
 Lib = namedtuple("Lib", "path version")  # version: (major, minor) for NVRTC, (major,) for cuBLAS
 CudaLibs = namedtuple("CudaLibs", "libcuda driver_version nvrtc cublas")
@@ -101,20 +103,20 @@ def cuda_driver_version(libcuda):
     return None
 
 
-def _pip_hint(what, driver):
+def _pip_hint(library, driver):
     """The wheel for the driver's CUDA: nvidia-*-cu12 for 12, unsuffixed for 13."""
-    _, _, to_minor, wheel = CUDA_LIBS[what]
+    lib = CUDA_LIBS[library]
     major, minor = driver or (12, None)
-    name = wheel + ("-cu%d" % max(major, 11) if major < 13 else "")
-    version = (major, minor) if to_minor and minor is not None else (major,)
+    name = lib.wheel + ("-cu%d" % max(major, 11) if major < 13 else "")
+    version = (major, minor) if lib.checks_minor and minor is not None else (major,)
     return "pip install '%s==%s.*'" % (name, _fmt(version))
 
 
-def find_cuda_lib(what, dirs, driver, where):
-    """The newest NVRTC or cuBLAS (`what`) in dirs, with its companion beside it, that the
+def find_cuda_lib(library, dirs, driver, where):
+    """The newest NVRTC or cuBLAS (`library`) in dirs, with its companion beside it, that the
     driver can use (the first found of equals). NVRTC must not be newer than the driver's
     major.minor (else CUDA_ERROR_UNSUPPORTED_PTX_VERSION), cuBLAS than its major."""
-    stem, companion, to_minor, _ = CUDA_LIBS[what]
+    stem, companion, to_minor, _ = CUDA_LIBS[library]
     minor_rx, found = r"\.(\d+)" if to_minor else "", []
     for d in dirs:
         names = sorted(os.listdir(d))
@@ -129,15 +131,15 @@ def find_cuda_lib(what, dirs, driver, where):
     if not found:
         raise GpuEnvError("no %s %s.so.N with the %s.so.N%s it loads beside it (looked in %s): "
                           "%s, or install the CUDA toolkit and set CUDA_HOME" % (
-                              what, stem, companion, ".M" if to_minor else "", where,
-                              _pip_hint(what, driver)))
+                              library, stem, companion, ".M" if to_minor else "", where,
+                              _pip_hint(library, driver)))
     usable = [lib for lib in found if not driver or lib.version <= driver[:len(lib.version)]]
     if not usable:
         lib = min(found, key=lambda lib: lib.version)
         raise GpuEnvError("%s %s (%s) is newer than the driver's CUDA %s: install %s <= %s (%s) "
                           "or update the NVIDIA driver" % (
-                              what, _fmt(lib.version), lib.path, _fmt(driver), what,
-                              _fmt(driver[:len(lib.version)]), _pip_hint(what, driver)))
+                              library, _fmt(lib.version), lib.path, _fmt(driver), library,
+                              _fmt(driver[:len(lib.version)]), _pip_hint(library, driver)))
     return max(usable, key=lambda lib: lib.version)
 
 

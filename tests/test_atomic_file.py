@@ -63,21 +63,21 @@ def test_a_fifo_is_written_into_not_replaced(tmp_path):
     received = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    assert atomic_file.problem(str(fifo)) is None
+    assert atomic_file.why_not_writable(str(fifo)) is None
     atomic_file.write(str(fifo), lambda f: f.write(b"streamed"))
     reader.join(timeout=10)
     assert received == [b"streamed"] and stat.S_ISFIFO(os.stat(str(fifo)).st_mode)
 
 
 def test_what_cannot_be_written_is_refused_with_the_reason(tmp_path):
-    assert atomic_file.problem(str(tmp_path)) == "a directory"
-    assert atomic_file.problem(str(tmp_path / "no" / "m.npz")) == (
+    assert atomic_file.why_not_writable(str(tmp_path)) == "a directory"
+    assert atomic_file.why_not_writable(str(tmp_path / "no" / "m.npz")) == (
         "no directory " + str(tmp_path / "no"))
     with pytest.raises(OSError, match=r"^%s: cannot write there \(a directory\)$" % tmp_path):
         atomic_file.write(str(tmp_path), lambda f: f.write(b"x"))
     if os.getuid() != 0:  # root writes anywhere
         (tmp_path / "ro").mkdir(mode=0o555)
-        assert atomic_file.problem(str(tmp_path / "ro" / "m.npz")) == (
+        assert atomic_file.why_not_writable(str(tmp_path / "ro" / "m.npz")) == (
             "directory %s not writable" % (tmp_path / "ro"))
 
 
@@ -101,5 +101,5 @@ def test_another_users_file_in_a_sticky_directory_is_refused(tmp_path, monkeypat
     sticky.chmod(0o1777)
     (sticky / "theirs.csv").write_text("not yours")
     monkeypatch.setattr(atomic_file.os, "getuid", lambda: os.stat(str(sticky)).st_uid + 1)
-    assert atomic_file.problem(str(sticky / "theirs.csv")) == (
+    assert atomic_file.why_not_writable(str(sticky / "theirs.csv")) == (
         "owned by another user in the sticky directory %s" % sticky)
