@@ -4,6 +4,7 @@ training script is expected to offer today, kept apart from the tutorial
 tutorial.
 
     compat        the 2016 -> 2026 shims (applied before Theano's first import)
+    import_hook   the venv's startup hook: the shims whenever Theano is imported
     gpu_env       the CUDA libraries for Theano's gpuarray backend
     atomic_file   every file written whole or not at all
     training      run_network's helpers: data checks, progress bar, seeds, Device line

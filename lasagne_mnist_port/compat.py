@@ -2,17 +2,16 @@
 
 They must be in place before Theano reads its configuration, i.e. before the
 first `import theano` (which `import lasagne` does too). `make setup` puts a
-startup hook into the project's .venv (a .pth file that calls
-install_import_hook()), so in that venv `import theano`, `import lasagne` and
+startup hook into the project's .venv (a .pth file that installs
+import_hook.py), so in that venv `import theano`, `import lasagne` and
 `import feedforward_lasagne_mnist` work in any order, in any interpreter,
 notebook or test run. Without the hook (another environment), call
 
     from lasagne_mnist_port import compat
     compat.install()        # before anything imports theano
 
-which is what the tutorial script does. Importing this module is cheap (the
-hook runs at every start of the venv's Python) and changes nothing: the work
-happens when Theano is imported.
+which is what the tutorial script does. Importing this module changes
+nothing: the work happens when Theano is imported.
 
 Each shim below names the exact breakage it fixes and the release that caused
 it. Nothing here changes the math of the tutorial. The speed-ups, which
@@ -66,6 +65,10 @@ def check_versions():
     try:
         import numpy as np
     except ImportError:
+        if sys.flags.no_site:
+            raise UnsupportedStack("numpy is not importable: `python -S` skips the site-packages "
+                                   "where the venv's numpy, Theano and Lasagne are; run it "
+                                   "without -S")
         raise UnsupportedStack("numpy is not installed in %s: %s" % (sys.executable, fix))
     if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
         raise UnsupportedStack(
@@ -109,10 +112,41 @@ def default_blas_ldflags():
         lib = libs[0].split(".so")[0][len("lib"):]
     except (ImportError, AttributeError, TypeError, IndexError, OSError):
         return "-lopenblas"
-    if " " in libdir or "," in libdir or not os.path.isdir(libdir):
-        return "-lopenblas"  # THEANO_FLAGS cannot carry such a path
+    if not os.path.isdir(libdir):
+        return "-lopenblas"
+    if any(c in libdir for c in " ,"):  # a project under "My Projects": see below
+        try:
+            libdir = blas_link(libdir)
+        except OSError:
+            return "-lopenblas"
     return " ".join(["-L" + libdir, "-l" + lib] +
                     ["-D%s=scipy_%s" % (n, n) for n in _BLAS_NAMES])
+
+
+# Theano splits blas.ldflags at spaces (and THEANO_FLAGS at commas), with no
+# quoting: a wheel folder whose path holds one is reached through a link in
+# the temporary directory, made again whenever it is missing.
+def blas_link(libdir):
+    """A path without spaces or commas that leads to libdir (OSError if none)."""
+    import hashlib
+    import tempfile
+    digest = hashlib.sha256(libdir.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), "lasagne_mnist_port-uid%d" % os.getuid())
+    link = os.path.join(folder, "openblas-" + digest)
+    if any(c in link for c in " ,"):
+        raise OSError("the temporary directory %s has a space or a comma" % folder)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.lstat(folder)  # this user's own, or someone could point the link elsewhere
+    if not os.path.isdir(folder) or os.path.islink(folder) or st.st_uid != os.getuid() \
+            or st.st_mode & 0o022:
+        raise OSError("%s is not a folder of this user's alone" % folder)
+    if os.path.realpath(link) != os.path.realpath(libdir):
+        tmp = "%s.%d.tmp" % (link, os.getpid())
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        os.symlink(libdir, tmp)
+        os.replace(tmp, link)
+    return link
 
 
 def default_flags():
@@ -325,37 +359,3 @@ def install(script=False):
             raise SystemExit("error: %s" % e)  # a program: one line, exit status 1
     import theano  # noqa: F401
     after_theano()
-
-
-class _TheanoLoader(object):
-    """Theano's own loader, with before_theano() and after_theano() around it."""
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        before_theano()
-        self.loader.exec_module(module)
-        after_theano()
-
-
-class _TheanoFinder(object):
-    """Finds `theano` as usual, then wraps its loader (once per process)."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != "theano":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _TheanoLoader(spec.loader)
-        return spec
-
-
-def install_import_hook():
-    """Apply the shims whenever Theano gets imported (called at interpreter
-    start by the .pth file that `make setup` puts into the venv)."""
-    if not any(isinstance(f, _TheanoFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TheanoFinder())

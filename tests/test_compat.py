@@ -220,3 +220,35 @@ def test_no_writable_home_moves_theanos_compile_cache(tmp_path, monkeypatch):
     assert "base_compiledir" not in env["THEANO_FLAGS"]
     monkeypatch.setenv("HOME", str(tmp_path))
     assert "base_compiledir" not in compat.default_flags()
+
+
+def test_the_blas_wheel_is_linked_from_a_path_with_spaces(tmp_path, monkeypatch):
+    """Theano cannot take a path with a space in blas.ldflags: the wheel's folder is
+    reached through a link of this user's in the temporary directory instead."""
+    import types
+    package = tmp_path / "My Projects, 2026" / "scipy_openblas32"
+    (package / "lib").mkdir(parents=True)
+    (package / "lib" / "libscipy_openblas.so").write_bytes(b"")
+    spec = types.SimpleNamespace(submodule_search_locations=[str(package)])
+    monkeypatch.setattr(compat.importlib.machinery.PathFinder, "find_spec",
+                        staticmethod(lambda name, path=None: spec))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    words = compat.default_blas_ldflags().split()
+    assert words[1] == "-lscipy_openblas" and " " not in words[0] and "," not in words[0]
+    assert os.path.realpath(words[0][2:]) == str(package / "lib")
+    assert compat.default_blas_ldflags().split()[0] == words[0]  # the same link again
+    os.remove(words[0][2:])  # e.g. the temporary directory was cleaned: made again
+    assert compat.default_blas_ldflags().split()[0] == words[0]
+    assert os.path.realpath(words[0][2:]) == str(package / "lib")
+
+
+def test_python_dash_S_is_named(tmp_path):
+    result = subprocess.run([sys.executable, "-S", os.path.join(ROOT, "feedforward_lasagne_mnist.py")],
+                            capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: numpy is not importable: `python -S` skips the site-packages where the venv's "
+        "numpy, Theano and Lasagne are; run it without -S"]

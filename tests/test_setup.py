@@ -143,7 +143,7 @@ def test_an_existing_venv_of_another_python_is_not_replaced_silently(tmp_path):
     line = one_line_error(setup(tmp_path, setup_sh=str(project / "tools" / "setup.sh"),
                                 PYTHON=wanted))
     assert ".venv was made from /opt/a/bin/python3.11, not from PYTHON=%s" % wanted in line
-    assert "rm -rf .venv" in line
+    assert "mv .venv .venv.old" in line
 
 
 def test_unknown_argument(tmp_path):
@@ -197,3 +197,137 @@ def test_a_users_own_compat_and_speedups_are_theirs(tmp_path):
         assert out[:2] == ["compat speedups column_sum", "float32"], result.stdout
         assert out[-1] == "[1]" and "  test accuracy:" in result.stdout
         assert "speed-ups: on" in result.stderr
+
+
+# --- Real setups in a copy of the project (an empty requirements.txt: seconds) ---
+def project_copy(tmp_path, name="project"):
+    dest = tmp_path / name
+    (dest / "tools").mkdir(parents=True)
+    shutil.copy(SETUP, str(dest / "tools"))
+    shutil.copytree(os.path.join(ROOT, "lasagne_mnist_port"), str(dest / "lasagne_mnist_port"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("feedforward_lasagne_mnist.py", "mnist_loader.py"):
+        shutil.copy(os.path.join(ROOT, name), str(dest))
+    (dest / "requirements.txt").write_text("")
+    return dest
+
+
+def real_env(**env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    environ.update(env)
+    return environ
+
+
+def real_setup(project, **env):
+    return subprocess.run(["bash", str(project / "tools" / "setup.sh")], capture_output=True,
+                          text=True, env=real_env(**env), timeout=300)
+
+
+def venv_runs(project):
+    python = str(project / ".venv" / "bin" / "python")
+    if not os.path.exists(python):
+        return False
+    result = subprocess.run([python, "-c", "import pip, lasagne_mnist_port.compat; print('ok')"],
+                            capture_output=True, text=True, env=real_env(), timeout=60)
+    return result.stdout.strip() == "ok"
+
+
+def users_package(project):
+    """A file standing for a package the user installed into .venv."""
+    import glob
+    site = glob.glob(str(project / ".venv" / "lib" / "python3*" / "site-packages"))[0]
+    return os.path.join(site, "users_own_package.py")
+
+
+real = pytest.mark.skipif(
+    subprocess.run(["bash", SETUP, "--find-python"], capture_output=True, text=True,
+                   env=real_env()).stdout.split()[:1] != ["system"],
+    reason="needs the system's Python 3.10/3.11 (a project-local build takes minutes)")
+
+
+@real
+@pytest.mark.parametrize("variable", ["PYTHONHOME", "PYTHONPATH"])
+def test_a_variable_that_breaks_python_is_named_and_nothing_is_touched(tmp_path, variable):
+    project = project_copy(tmp_path)
+    assert real_setup(project).returncode == 0 and venv_runs(project)
+    open(users_package(project), "w").write("")
+    if variable == "PYTHONHOME":
+        value = "/opt/conda"
+    else:  # a folder holding a numpy of its own
+        value = str(tmp_path / "elsewhere")
+        os.makedirs(os.path.join(value, "numpy"))
+        open(os.path.join(value, "numpy", "__init__.py"), "w").write("")
+    result = real_setup(project, **{variable: value})
+    line = one_line_error(result)
+    assert line.startswith("setup: %s=%s " % (variable, value)) and "unset %s" % variable in line
+    assert sorted(os.listdir(str(project))) == [
+        ".setup.lock", ".venv", "feedforward_lasagne_mnist.py", "lasagne_mnist_port",
+        "mnist_loader.py", "requirements.txt", "tools"]
+    assert os.path.exists(users_package(project)) and venv_runs(project)
+
+
+@real
+def test_a_venv_that_does_not_run_is_moved_aside(tmp_path):
+    project = project_copy(tmp_path)
+    assert real_setup(project).returncode == 0
+    open(users_package(project), "w").write("")
+    python = project / ".venv" / "bin" / "python"
+    os.remove(str(python))
+    os.symlink("/nonexistent/python3.11", str(python))  # its Python is gone
+    result = real_setup(project)
+    assert result.returncode == 0, result.stderr
+    aside = [n for n in os.listdir(str(project)) if n.startswith(".venv.broken-")]
+    assert len(aside) == 1 and "moved aside to %s" % aside[0] in result.stdout
+    assert os.path.exists(users_package(project).replace("/.venv/", "/%s/" % aside[0]))
+    assert venv_runs(project)
+
+
+@real
+def test_an_interrupted_setup_is_finished_by_the_next(tmp_path):
+    """Ctrl-C while .venv is being created; then make setup finishes the job."""
+    import signal
+    project = project_copy(tmp_path)
+    process = subprocess.Popen(["bash", str(project / "tools" / "setup.sh")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=real_env(), start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("setup: creating .venv"):
+            break
+    os.killpg(process.pid, signal.SIGINT)  # as the terminal does: the whole group
+    process.communicate(timeout=60)
+    assert process.returncode != 0 and not venv_runs(project)
+    result = real_setup(project)
+    assert result.returncode == 0, result.stderr
+    assert venv_runs(project)
+    again = real_setup(project)  # nothing left to do
+    assert [l.split(" (")[0] for l in again.stdout.splitlines()] == [
+        result.stdout.splitlines()[0].split(" (")[0]]
+
+
+@real
+def test_two_setups_at_once_wait_for_each_other(tmp_path):
+    project = project_copy(tmp_path)
+    command = ["bash", str(project / "tools" / "setup.sh")]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=real_env())
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=real_env())
+    outputs = [p.communicate(timeout=300) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    said = "".join(out for out, err in outputs)
+    assert said.count("creating .venv") == 1
+    assert "another make setup is running in this folder: waiting for it to finish" in said
+    assert venv_runs(project)
+
+
+def test_the_startup_hook_imports_next_to_nothing(tmp_path):
+    """Every start of the venv's Python runs the hook: it imports its own small
+    module and none of the shims, which wait for Theano's import."""
+    code = ("import sys\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('lasagne', 'theano', 'numpy'))))\n"
+            "import theano\n"
+            "print('lasagne_mnist_port.compat' in sys.modules, theano.config.floatX)\n")
+    result = venv_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "['lasagne_mnist_port', 'lasagne_mnist_port.import_hook']", "True float32"]

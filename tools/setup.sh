@@ -8,6 +8,9 @@
 #      .python311/, unpacked from Debian 12's own packages;
 #   2. the system packages that Python and Theano need, with apt;
 #   3. .venv from that Python, the pinned requirements.txt, the startup hook.
+# Before them: one setup at a time (a second one waits), and PYTHONHOME refused.
+# A .venv is never deleted: one that no longer runs is moved aside, one left
+# without its pip by an interrupted setup is finished.
 #
 #   tools/setup.sh                 what `make setup` runs
 #   tools/setup.sh --find-python   print which Python a new .venv would be made
@@ -109,22 +112,73 @@ find_python() {
   KIND=local VERSION=3.11 PY="$PWD/$LOCAL/usr/bin/python3.11" TRIED=${tried#, }
 }
 
-# .venv, if it exists and runs a Python 3.10/3.11, stays as it is; one whose
-# Python is gone or was upgraded (e.g. Debian 12 -> 13) is made again.
-venv_ok=""
-if [ -x .venv/bin/python ]; then
-  read -r ver exe <<< "$(probe .venv/bin/python)" || true
-  case "${ver:-}" in
-    3.10|3.11) venv_ok=1 ;;
-    *) [ "${1:-}" = --find-python ] ||
-         say ".venv no longer runs a Python 3.10/3.11 (${ver:-its Python is gone}): making it again" ;;
-  esac
-fi
-
 if [ "${1:-}" = --find-python ]; then
   FIND_ONLY=1; find_python; echo "$KIND $VERSION $PY"; exit 0
 fi
 [ $# -eq 0 ] || die "unknown argument $1 (usage: tools/setup.sh [--find-python])"
+
+# --- 0. one setup at a time, in an environment that lets Python run ---------------
+# A second `make setup` in this folder (two terminals, make -j) waits for the
+# first, then finds its work done.
+if command -v flock >/dev/null; then
+  exec 9>>.setup.lock
+  if ! flock -n 9; then
+    say "another make setup is running in this folder: waiting for it to finish"
+    flock 9
+  fi
+fi
+# PYTHONHOME (a conda shell leaves it set) makes every Python take its standard
+# library from there: each one here would fail to start and look broken.
+[ -z "${PYTHONHOME+set}" ] ||
+  die "PYTHONHOME=$PYTHONHOME is set (a conda or other Python shell leaves it): every Python started here would load its standard library from there; unset PYTHONHOME and run make again"
+
+# .venv, if it runs a Python 3.10/3.11, stays as it is (one without its pip, left
+# by an interrupted setup, is finished in step 3). One that does not run (its
+# Python is gone or was upgraded, e.g. Debian 12 -> 13) is moved aside, never
+# deleted: the packages a user added to it are still there.
+venv_ok="" venv_half=""
+rm -f .venv/lib/python3*/site-packages/feedforward_lasagne_mnist.pth  # an earlier layout's hook
+if [ -e .venv ] || [ -L .venv ]; then
+  read -r ver exe <<< "$(probe .venv/bin/python)" || true
+  if [ -z "${ver:-}" ] && [ -n "${PYTHONPATH:-}" ] &&
+     [ -n "$(PYTHONPATH= probe .venv/bin/python)" ]; then
+    die "PYTHONPATH=$PYTHONPATH makes .venv/bin/python fail to start (a module there replaces one of Python's own): unset PYTHONPATH or take that folder out of it, and run make again"
+  fi
+  case "${ver:-}" in
+    3.10|3.11)
+      venv_ok=1
+      ls .venv/lib/python3*/site-packages/pip/__init__.py >/dev/null 2>&1 || venv_half=1 ;;
+    *)
+      aside=.venv.broken-$(date +%Y%m%d-%H%M%S)
+      mv .venv "$aside"
+      say ".venv does not run a Python 3.10/3.11 (${ver:-its Python is missing or does not start}): moved aside to $aside, making a new one" ;;
+  esac
+fi
+
+# PYTHONPATH comes before the venv's own packages: a folder there holding one of
+# them (another numpy, a Theano checkout) would replace it in every run.
+check_pythonpath() {
+  [ -n "${PYTHONPATH:-}" ] || return 0
+  local shadowed
+  shadowed=$(.venv/bin/python - <<'PY'
+import importlib.util, os
+roots = [os.path.realpath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p]
+for name in ("numpy", "scipy", "theano", "lasagne", "tqdm", "PIL", "matplotlib", "pytest",
+             "feedforward_lasagne_mnist", "mnist_loader", "lasagne_mnist_port"):
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        continue
+    where = spec and (spec.origin or "".join(list(spec.submodule_search_locations or [])[:1]))
+    if where and any(os.path.realpath(where).startswith(r + os.sep) for r in roots):
+        print("%s (%s)" % (name, where))
+        break
+PY
+)
+  [ -z "$shadowed" ] ||
+    die "PYTHONPATH=$PYTHONPATH holds $shadowed, which would replace the .venv's own: unset PYTHONPATH or take that folder out of it, and run make again"
+}
+[ -z "$venv_ok" ] || [ -n "$venv_half" ] || check_pythonpath
 
 TRIED=""
 if [ -n "$venv_ok" ]; then
@@ -132,11 +186,10 @@ if [ -n "$venv_ok" ]; then
   if [ -n "${PYTHON:-}" ]; then
     want=$(probe "$(command -v -- "$PYTHON" || echo "$PYTHON")" | cut -d' ' -f2)
     [ "$want" = "$base" ] ||
-      die ".venv was made from $base, not from PYTHON=$PYTHON: remove it (rm -rf .venv) and run make again to make it from PYTHON"
+      die ".venv was made from $base, not from PYTHON=$PYTHON: move it away (mv .venv .venv.old) and run make again to make it from PYTHON"
   fi
   KIND=$(kind_of "$base") VERSION=$ver PY=$base
 else
-  rm -rf .venv
   find_python
 fi
 
@@ -272,12 +325,15 @@ esac
 full=$("$PY" -c 'import platform; print(platform.python_version())')
 say "Python $full ($PY, $where)"
 
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv from $PY"
+if [ -n "$venv_half" ]; then
+  say ".venv has no pip of its own (an interrupted setup): finishing it"
+fi
+if [ ! -x .venv/bin/python ] || [ -n "$venv_half" ]; then
+  [ -n "$venv_half" ] || say "creating .venv from $PY"
   case "$KIND" in
     system)
       # --system-site-packages: Debian's python3-pygpu (/usr/lib/python3/dist-packages)
-      "$PY" -m venv --system-site-packages .venv || { rm -rf .venv; die "could not create .venv with $PY -m venv"; } ;;
+      "$PY" -m venv --system-site-packages .venv || die "could not create .venv with $PY -m venv" ;;
     local)
       # --system-site-packages: the unpacked pygpu ($LOCAL/usr/lib/python3/dist-packages);
       # pip and setuptools from Debian 12's wheels, as Debian 12's own venvs get them.
@@ -285,12 +341,12 @@ if [ ! -x .venv/bin/python ]; then
       { "$PY" -m venv --system-site-packages --without-pip .venv &&
         .venv/bin/python "$whl/pip" install -q --no-index --disable-pip-version-check \
           "$LOCAL"/usr/share/python-wheels/{pip,setuptools}-*.whl; } ||
-        { rm -rf .venv; die "could not create .venv with $PY -m venv"; } ;;
+        die "could not create .venv with $PY -m venv" ;;
     *)
       # Not the system's packages: a Python from elsewhere would see other
       # versions of them (e.g. Python 3.12's, in /usr/lib/python3/dist-packages).
       "$PY" -m venv .venv ||
-        { rm -rf .venv; die "could not create .venv with $PY -m venv: install its venv module (and ensurepip) and run make again"; } ;;
+        die "could not create .venv with $PY -m venv: install its venv module (and ensurepip) and run make again" ;;
   esac
   NEW_VENV=1
 fi
@@ -319,14 +375,26 @@ fi
 # tutorial work in any order, from any directory, in any interpreter or
 # notebook kernel of this venv.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-rm -f "$site/feedforward_lasagne_mnist.pth"  # an earlier hook: the whole project on sys.path
 for name in feedforward_lasagne_mnist.py mnist_loader.py lasagne_mnist_port; do
   if [ "$(readlink "$site/$name")" != "$PWD/$name" ]; then
     ln -sfn "$PWD/$name" "$site/$name"
   fi
 done
-hook='import lasagne_mnist_port.compat as c; c.install_import_hook()'
+hook='import lasagne_mnist_port.import_hook as h; h.install()'
 if [ "$(cat "$site/lasagne_mnist_port.pth" 2>/dev/null)" != "$hook" ]; then
   say "installing the startup hook $site/lasagne_mnist_port.pth"
-  printf '%s\n' "$hook" > "$site/lasagne_mnist_port.pth"
+  printf '%s\n' "$hook" > "$site/lasagne_mnist_port.pth.tmp"
+  mv "$site/lasagne_mnist_port.pth.tmp" "$site/lasagne_mnist_port.pth"
 fi
+
+# A new .venv: the same check of PYTHONPATH as for an existing one (step 0).
+[ -z "${NEW_VENV:-}" ] || check_pythonpath
+
+# Theano cannot take a path with a space or a comma in blas.ldflags: compat.py
+# then reaches the wheel's OpenBLAS through a link in the temporary directory.
+# Said here if even that fails, since Theano would link the system's instead.
+case "$PWD" in
+  *" "*|*,*)
+    blas=$(.venv/bin/python -c 'import importlib.util as u; from lasagne_mnist_port import compat as c; f = c.default_blas_ldflags(); print("" if "scipy_openblas" in f or u.find_spec("scipy_openblas32") is None else f)')
+    [ -z "$blas" ] || say "Theano will link the system's OpenBLAS ($blas), not the wheel's: this folder's path holds a space or a comma, and no link to the wheel could be made in the temporary directory" ;;
+esac
