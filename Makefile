@@ -19,9 +19,11 @@ test: setup
 bench: setup
 	$(PY) bench/bench.py $(ARGS)
 
-# Registers .venv as a Jupyter kernel for tutorial.ipynb (starts no server).
+# Registers .venv as a Jupyter kernel for tutorial.ipynb (starts no server),
+# under a name of this clone's own: two clones never share a kernel.
+KERNEL := feedforward-lasagne-mnist-$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-8)
 notebook: setup
-	$(PY) -m ipykernel install --user --name feedforward-lasagne-mnist \
-		--display-name "Python (feedforward_lasagne_mnist .venv)"
-	@echo "Open tutorial.ipynb in Jupyter, JupyterLab or VS Code and choose"
-	@echo "the kernel 'Python (feedforward_lasagne_mnist .venv)'."
+	$(PY) -m ipykernel install --user --name $(KERNEL) \
+		--display-name 'Python (feedforward_lasagne_mnist, $(CURDIR))'
+	@echo "Open tutorial.ipynb in Jupyter, JupyterLab or VS Code and choose the kernel"
+	@echo "'Python (feedforward_lasagne_mnist, $(CURDIR))'."

@@ -54,7 +54,7 @@ def setup(tmp_path, *args, system="3.13", apt_python3=None, path_dirs=(), setup_
 
 def found(result):
     assert result.returncode == 0, result.stderr
-    kind, version, path = result.stdout.split()
+    kind, version, path = result.stdout.rstrip("\n").split(" ", 2)
     return kind, version, path
 
 
@@ -283,22 +283,25 @@ def test_a_venv_that_does_not_run_is_moved_aside(tmp_path):
 
 
 @real
-def test_an_interrupted_setup_is_finished_by_the_next(tmp_path):
-    """Ctrl-C while .venv is being created; then make setup finishes the job."""
+@pytest.mark.parametrize("step", ["creating .venv", "installing requirements.txt"])
+def test_an_interrupted_setup_is_finished_by_the_next(tmp_path, step):
+    """Ctrl-C while .venv is being created, or its packages installed; then make
+    setup finishes the job."""
     import signal
     project = project_copy(tmp_path)
     process = subprocess.Popen(["bash", str(project / "tools" / "setup.sh")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=real_env(), start_new_session=True)
     for line in process.stdout:
-        if line.startswith("setup: creating .venv"):
+        if line.startswith("setup: " + step):
             break
     os.killpg(process.pid, signal.SIGINT)  # as the terminal does: the whole group
     process.communicate(timeout=60)
-    assert process.returncode != 0 and not venv_runs(project)
+    assert process.returncode != 0
+    assert not os.path.exists(str(project / ".venv" / "requirements.installed"))
     result = real_setup(project)
     assert result.returncode == 0, result.stderr
-    assert venv_runs(project)
+    assert venv_runs(project) and os.path.exists(str(project / ".venv" / "requirements.installed"))
     again = real_setup(project)  # nothing left to do
     assert [l.split(" (")[0] for l in again.stdout.splitlines()] == [
         result.stdout.splitlines()[0].split(" (")[0]]
