@@ -8,9 +8,11 @@ setup:
 run: setup
 	$(PY) feedforward_lasagne_mnist.py $(ARGS)
 
-# On every core; each test file on one worker, in its own order (its tests share
-# a trained network that some of them train further).
-test: setup
+# On every core; each test file on one worker, in its own order. Setup adds the
+# OpenCL test bed (POCL: an OpenCL device on the CPU), on which the GPU
+# backend's tests run.
+test:
+	@tools/setup.sh --with-opencl
 	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 # Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on

@@ -31,6 +31,17 @@ def seed_number(text):
     return seed
 
 
+def device_name(text):
+    """--device: cpu, cuda, cudaN (the 2016 gpu and gpuN read as those) or openclP:D."""
+    if text == "cpu":
+        return text
+    try:
+        return gpu_env.gpu_device("device=" + text)
+    except gpu_env.GpuEnvError:
+        raise argparse.ArgumentTypeError("{}: choose cpu, cuda, cudaN or openclP:D (e.g. "
+                                         "opencl0:0)".format(text))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Train the 2016 Lasagne tutorial's MLP (500-300-10, dropout .4, "
@@ -44,9 +55,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=seed_number, metavar="S",
                         help="seed numpy and Lasagne's RNG: same seed, same losses "
                              "(default: none)")
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        help="where Theano runs; cuda uses the gpuarray backend "
-                             "(default: as THEANO_FLAGS/.theanorc say, else cpu)")
+    parser.add_argument("--device", type=device_name, metavar="DEVICE",
+                        help="cpu, or a GPU through Theano's gpuarray backend: cuda, cudaN, "
+                             "openclP:D (default: as THEANO_FLAGS/.theanorc say, else cpu)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="directory with the MNIST files (default: $MNIST_DATA_DIR, "
                              "else the project's data/mnist)")
@@ -126,16 +137,19 @@ def main(tutorial, argv=None):
         raise SystemExit("error: floatX={} is not supported by this script (Theano 1.0.5's "
                          "CPU ops, the dropout generator): use floatX=float32".format(
                              theano.config.floatX))
-    on_gpu = compat.is_gpu_device(theano.config.device)
-    if args.device == "cpu" and on_gpu:
-        raise SystemExit("error: --device cpu, but THEANO_FLAGS/.theanorc select "
-                         "device={}".format(theano.config.device))
+    device = theano.config.device
+    if args.device and compat.is_gpu_device(device) and device != args.device:
+        raise SystemExit("error: --device {}, but THEANO_FLAGS/.theanorc select "
+                         "device={}".format(args.device, device))
     try:
         gpu_active = getattr(getattr(theano, "gpuarray", None), "pygpu_activated", False)
-        if (args.device == "cuda" or on_gpu) and not gpu_active:
-            # Theano picks its device at import, and the CUDA libraries must be
-            # on LD_LIBRARY_PATH before Python starts: run again with them.
-            gpu_env.reexec_with_cuda()
+        if compat.is_gpu_device(args.device or device) and not gpu_active:
+            # Theano picks its device at import, and CUDA's libraries must be on
+            # LD_LIBRARY_PATH before Python starts: run again with them.
+            if args.device:
+                os.environ["THEANO_FLAGS"] = ",".join(filter(None, [
+                    os.environ.get("THEANO_FLAGS"), "device=" + args.device]))
+            gpu_env.reexec_on_gpu()
         gpu_env.gpu_in_use(theano)  # a GPU asked for but inactive: stop before any work
         if args.seed is not None:
             seed_rngs(args.seed)  # before a loaded network's dropout layers are built

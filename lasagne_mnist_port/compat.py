@@ -319,6 +319,51 @@ def register_pygpu_failure_filter():
         logger.addFilter(_PygpuFailureFilter())
 
 
+# --- Shim 5: a GPU kernel that OpenCL C refuses ------------------------------
+# Theano 1.0.5's GpuCrossentropySoftmaxArgmax1HotWithBias (theano/gpuarray/
+# nnet.py, the softmax + cross-entropy of the tutorial's loss) declares its
+# LOCAL_MEM variables (row_max, sum, sum_inv, row_max_threadIdx) inside the loop
+# over rows. CUDA accepts that; OpenCL C does not ("variables in the local
+# address space can only be declared in the outermost scope of a kernel
+# function"), so on an OpenCL device train_fn failed to compile (clBuildProgram).
+# The declarations move to the kernel's outermost scope: the same variables,
+# assigned before each use in every row as before, on CUDA too. The op's cache
+# version gains a number, so that no module compiled from the old source is
+# reused. Applied only when Theano's gpuarray backend is active.
+_LOCAL_MEM_DECLARATION = r"^[ \t]*LOCAL_MEM [\w ]+(?:, *\w+)*;[ \t]*\n"
+
+
+def local_mem_to_kernel_scope(code):
+    """A kernel's source with its LOCAL_MEM declarations moved to the top of its body."""
+    import re
+    declarations = re.findall(_LOCAL_MEM_DECLARATION, code, flags=re.M)
+    if not declarations:
+        return code
+    code = re.sub(_LOCAL_MEM_DECLARATION, "", code, flags=re.M)
+    body = code.index("{", code.index("KERNEL")) + 1
+    return code[:body] + "\n" + "".join(declarations) + code[body:]
+
+
+def register_opencl_kernel_shim():
+    nnet = sys.modules.get("theano.gpuarray.nnet")
+    if nnet is None:  # the gpuarray backend is not in use
+        return
+    op = nnet.GpuCrossentropySoftmaxArgmax1HotWithBias
+    if getattr(op.gpu_kernels, "compat_shim", False):
+        return
+    kernels, version = op.gpu_kernels, op.c_code_cache_version
+
+    def gpu_kernels(self, node, nodename):
+        found = kernels(self, node, nodename)
+        for kernel in found:
+            kernel.code = local_mem_to_kernel_scope(kernel.code)
+        return found
+
+    gpu_kernels.compat_shim = True
+    op.gpu_kernels = gpu_kernels
+    op.c_code_cache_version = lambda self: version(self) + (1,)
+
+
 # --- When they are applied ---------------------------------------------------
 def before_theano():
     """What must hold before Theano's configuration is read."""
@@ -332,6 +377,7 @@ def after_theano():
     """What patches Theano itself (idempotent)."""
     register_downsample_shim()
     register_cache_shims()
+    register_opencl_kernel_shim()
 
 
 def install(script=False):

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Make Theano 1.0.5's GPU back end (libgpuarray 0.7 / pygpu) find a 2026 CUDA.
+"""Make Theano 1.0.5's GPU back end (libgpuarray 0.7 / pygpu) find a 2026 CUDA, or an
+OpenCL device.
 
-libgpuarray dlopen()s exactly libcuda.so, libnvrtc.so and libcublas.so, but the driver,
-toolkits and nvidia-* wheels ship only versioned names (libcuda.so.1, ...): this finds
-them, checks them against the driver, links the old names in a folder of its own and
-puts it on a new process's LD_LIBRARY_PATH (read only as a process starts), with GPU
-THEANO_FLAGS. Standard library and compat only (no Theano, no numpy). Details: docs/gpu.md.
+CUDA: libgpuarray dlopen()s exactly libcuda.so, libnvrtc.so and libcublas.so, but the
+driver, toolkits and nvidia-* wheels ship only versioned names (libcuda.so.1, ...): this
+finds them, checks them against the driver, links the old names in a folder of its own
+and puts it on a new process's LD_LIBRARY_PATH (read only as a process starts), with GPU
+THEANO_FLAGS. OpenCL: libgpuarray dlopen()s libOpenCL.so (the ICD loader, which finds
+the drivers) and libclblast.so; this checks that both load and that the platform and
+device exist, and sets THEANO_FLAGS. Standard library and compat only (no Theano, no
+numpy). Details: docs/gpu.md.
 """
 import argparse
 import ctypes
@@ -27,7 +31,7 @@ class GpuEnvError(RuntimeError):
     """The GPU can't be used; the one-line message says what is missing and what to do."""
 
 
-MARKER = "FLM_CUDA_ENV"  # set in the re-executed process, so that it re-executes once
+MARKER = "FLM_GPU_ENV"  # set in the re-executed process, so that it re-executes once
 
 # Theano flags we own: device (a user's cudaN is kept), floatX=float32 (the tutorial on
 # the GPU), dnn.enabled=False (Theano 1.0.5 knows cuDNN 5-7 only; the MLP needs none),
@@ -214,36 +218,76 @@ def check_build_requirements(env=None, include_dirs=None, python_include=None,
             raise GpuEnvError(message)
 
 
+# --- OpenCL -----------------------------------------------------------------------------
+# What an OpenCL device needs, as Debian names it: the ICD loader's libOpenCL.so, a driver
+# (POCL runs on the CPU; GPU vendors ship their own), and CLBlast for the matrix products.
+OPENCL_PACKAGES = "ocl-icd-opencl-dev pocl-opencl-icd libclblast-dev"
+
+
+def check_opencl(device, cdll=ctypes.CDLL):
+    """That libgpuarray will find what device openclP:D needs: libOpenCL.so, platform P
+    with a device D, libclblast.so. Each missing piece is one GpuEnvError line."""
+    platform, number = map(int, re.match(r"^opencl(\d+):(\d+)$", device).groups())
+    try:
+        opencl = cdll("libOpenCL.so")
+    except OSError:
+        raise GpuEnvError("device=%s: no OpenCL loader libOpenCL.so, which libgpuarray opens: "
+                          "apt-get install %s (pocl-opencl-icd: an OpenCL device on the CPU)"
+                          % (device, OPENCL_PACKAGES))
+    count = ctypes.c_uint(0)
+    opencl.clGetPlatformIDs(0, None, ctypes.byref(count))
+    if count.value <= platform:
+        raise GpuEnvError("device=%s: %d OpenCL platforms: install an OpenCL driver (your GPU's "
+                          "vendor's, or pocl-opencl-icd, which runs on the CPU); `clinfo -l` "
+                          "lists what is found" % (device, count.value))
+    platforms = (ctypes.c_void_p * count.value)()
+    opencl.clGetPlatformIDs(count, platforms, None)
+    devices = ctypes.c_uint(0)
+    opencl.clGetDeviceIDs(ctypes.c_void_p(platforms[platform]), ctypes.c_ulong(0xFFFFFFFF),
+                          0, None, ctypes.byref(devices))  # CL_DEVICE_TYPE_ALL
+    if devices.value <= number:
+        raise GpuEnvError("device=%s: OpenCL platform %d has %d devices; `clinfo -l` lists them"
+                          % (device, platform, devices.value))
+    try:
+        cdll("libclblast.so")
+    except OSError:
+        raise GpuEnvError("device=%s: no CLBlast libclblast.so, which Theano's matrix products "
+                          "use on OpenCL: apt-get install libclblast-dev" % device)
+
+
 # --- The environment ------------------------------------------------------------------
-def cuda_device(user_flags):
-    """The CUDA device to use: cudaN (or the 2016 gpuN) as THEANO_FLAGS say, else
-    cuda; any other GPU device (OpenCL's openclN:M) is refused."""
+def gpu_device(user_flags):
+    """The GPU device to use: cudaN (or the 2016 gpuN) or openclP:D as THEANO_FLAGS say,
+    else cuda; any other device is refused."""
     device = compat.flags_dict(user_flags).get("device") or "cpu"
     cuda = re.match(r"^(cuda|gpu)(\d*)$", device)
-    if compat.is_gpu_device(device) and not cuda:
-        raise GpuEnvError("device=%s: only Theano's CUDA backend is set up here (device=cuda "
-                          "or cudaN); change THEANO_FLAGS or .theanorc" % device)
-    return "cuda" + cuda.group(2) if cuda else "cuda"
+    if cuda or not compat.is_gpu_device(device):
+        return "cuda" + (cuda.group(2) if cuda else "")
+    if re.match(r"^opencl\d+:\d+$", device):
+        return device
+    raise GpuEnvError("device=%s: Theano's GPU devices are cuda, cudaN and openclP:D (e.g. "
+                      "opencl0:0); change THEANO_FLAGS or .theanorc" % device)
 
 
 def gpu_theano_flags(user_flags, compiledir):
     """Our GPU flags first, then the user's entries that don't conflict."""
-    ours = [("device", cuda_device(user_flags)), ("floatX", "float32"),
+    ours = [("device", gpu_device(user_flags)), ("floatX", "float32"),
             ("dnn.enabled", "False"), ("base_compiledir", compiledir)]
     kept = [(k, v) for k, v in compat.parse_flags(user_flags)
             if k not in OWNED_FLAGS + DROPPED_FLAGS]
     return ",".join(k if v is None else "%s=%s" % (k, v) for k, v in ours + kept)
 
 
-def cuda_environment(env=None, check_build=True, **search):
-    """A copy of `env` (default os.environ) with LD_LIBRARY_PATH, THEANO_FLAGS and
-    MARKER set for a process that runs Theano on the GPU; makes the links. search:
-    keyword arguments of discover() and check_build_requirements(), for tests."""
+def gpu_environment(env=None, check_build=True, **search):
+    """A copy of `env` (default os.environ) with THEANO_FLAGS and MARKER set for a process
+    that runs Theano on the GPU its THEANO_FLAGS name (default cuda); for CUDA, with
+    LD_LIBRARY_PATH too, and the links made. search: keyword arguments of discover(),
+    check_build_requirements() and check_opencl(), for tests."""
     return _prepare(env, check_build, **search)[0]
 
 
 def _prepare(env, check_build, **search):
-    """cuda_environment(), and what discover() found (for the CLI)."""
+    """gpu_environment(), and what discover() found for CUDA (for the CLI)."""
     env = dict(os.environ if env is None else env)
     # The project-local Python (.python311, built by make setup where the system has no
     # 3.10/3.11) holds Debian 12's libgpuarray in its own include and lib folders: the
@@ -255,16 +299,25 @@ def _prepare(env, check_build, **search):
             env[var] = ":".join(_dedupe([os.path.join(base, sub)] + _env_path(env, var)))
     build = {k: search.pop(k) for k in ("include_dirs", "python_include", "pygpu_path", "which")
              if k in search}
-    cuda_device(env.get("THEANO_FLAGS", ""))  # an OpenCL device: say so before looking
-    libs = discover(env, **search)
-    if check_build:
-        check_build_requirements(env, **build)
+    device = gpu_device(env.get("THEANO_FLAGS", ""))  # another device: said before looking
     cache = os.path.abspath(os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".cache"), "feedforward_lasagne_mnist"))
-    link_dir, compiledir = os.path.join(cache, "gpu-libs"), os.path.join(cache, "theano-gpu")
     if "," in cache or ":" in cache:
         raise GpuEnvError("%r can't be used: THEANO_FLAGS and LD_LIBRARY_PATH can't hold ',' "
                           "or ':' in a path; set XDG_CACHE_HOME to another folder" % cache)
+    if device.startswith("opencl"):
+        check_opencl(device, **{k: search[k] for k in ("cdll",) if k in search})
+        if check_build:
+            check_build_requirements(env, **build)
+        env["THEANO_FLAGS"] = gpu_theano_flags(env.get("THEANO_FLAGS", ""),
+                                               os.path.join(cache, "theano-opencl"))
+        env[MARKER] = device
+        return env, None
+    search.pop("cdll", None)
+    libs = discover(env, **search)
+    if check_build:
+        check_build_requirements(env, **build)
+    link_dir, compiledir = os.path.join(cache, "gpu-libs"), os.path.join(cache, "theano-gpu")
     # The links, in a folder of our own (no root needed, nothing else affected), each made
     # under a temporary name and renamed over the old one, so that runs never see half.
     try:
@@ -290,19 +343,20 @@ def _prepare(env, check_build, **search):
     return env, libs
 
 
-def reexec_with_cuda(argv=None, env=None, execve=os.execve, **search):
-    """Re-execute this program once with the CUDA environment (the linker reads
-    LD_LIBRARY_PATH only as a process starts); argv: the interpreter's arguments (default
-    sys.orig_argv[1:]). Re-executed: False, or GpuEnvError if Theano isn't on a GPU."""
+def reexec_on_gpu(argv=None, env=None, execve=os.execve, **search):
+    """Re-execute this program once with the GPU environment of THEANO_FLAGS' device
+    (Theano picks its device at import, and the linker reads LD_LIBRARY_PATH only as a
+    process starts); argv: the interpreter's arguments (default sys.orig_argv[1:]).
+    Re-executed: False, or GpuEnvError if Theano isn't on a GPU."""
     env = os.environ if env is None else env
     if env.get(MARKER):
         device = getattr(getattr(sys.modules.get("theano"), "config", None), "device", "cuda")
         if not compat.is_gpu_device(device):
-            raise GpuEnvError("already re-executed with the CUDA environment (%s=%s) but "
+            raise GpuEnvError("already re-executed with the GPU environment (%s=%s) but "
                               "Theano's device is %r: THEANO_FLAGS was overridden (unset %s "
                               "to start over)" % (MARKER, env[MARKER], device, MARKER))
         return False
-    new_env = cuda_environment(env, **search)
+    new_env = gpu_environment(env, **search)
     if argv is None:
         argv = getattr(sys, "orig_argv", [sys.executable] + sys.argv)[1:]
     sys.stdout.flush()
@@ -310,7 +364,7 @@ def reexec_with_cuda(argv=None, env=None, execve=os.execve, **search):
     try:
         execve(sys.executable, [sys.executable] + list(argv), new_env)
     except OSError as e:
-        raise GpuEnvError("cannot re-execute %s with the CUDA environment: %s"
+        raise GpuEnvError("cannot re-execute %s with the GPU environment: %s"
                           % (sys.executable, e))
     return True  # only reached when execve is a stand-in (tests)
 
@@ -337,13 +391,14 @@ def gpu_in_use(theano_module=None):
         text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         reason = "%s: %s" % (type(e).__name__, (text.strip().splitlines() or [""])[0])
     raise GpuEnvError("Theano was asked for device=%s but could not initialise pygpu (%s): run "
-                      "`python -m lasagne_mnist_port.gpu_env` to check the CUDA libraries, and start the program "
-                      "through gpu_env.reexec_with_cuda()" % (device, reason))
+                      "`python -m lasagne_mnist_port.gpu_env` to check the GPU's libraries, and start the program "
+                      "through gpu_env.reexec_on_gpu()" % (device, reason))
 
 
 def main(argv=None):
-    """`eval "$(python -m lasagne_mnist_port.gpu_env)"`: export lines; on failure the reason on stderr and
-    `false` on stdout, so that the eval fails and `&& python ...` never runs on the CPU."""
+    """`eval "$(python -m lasagne_mnist_port.gpu_env)"`: export lines; on failure the
+    reason on stderr and `false` on stdout, so that the eval fails and `&& python ...`
+    never runs on the CPU."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-build-check", action="store_true",
                         help="don't check g++, Python.h, libgpuarray-dev and pygpu")
@@ -355,11 +410,15 @@ def main(argv=None):
         print("gpu_env: %s" % e, file=sys.stderr)
         print("false")
         return 1
-    print("# driver: %s (CUDA %s)" % (libs.libcuda, _fmt(libs.driver_version)))
-    print("# NVRTC %s: %s" % (_fmt(libs.nvrtc.version), libs.nvrtc.path))
-    print("# cuBLAS %s: %s" % (_fmt(libs.cublas.version), libs.cublas.path))
+    if libs is None:
+        print("# OpenCL device %s: libOpenCL.so and libclblast.so load" % new[MARKER])
+    else:
+        print("# driver: %s (CUDA %s)" % (libs.libcuda, _fmt(libs.driver_version)))
+        print("# NVRTC %s: %s" % (_fmt(libs.nvrtc.version), libs.nvrtc.path))
+        print("# cuBLAS %s: %s" % (_fmt(libs.cublas.version), libs.cublas.path))
     for key in ("LD_LIBRARY_PATH", "THEANO_FLAGS", MARKER):
-        print("export %s=%s" % (key, shlex.quote(new[key])))
+        if key in new:
+            print("export %s=%s" % (key, shlex.quote(new[key])))
     return 0
 
 

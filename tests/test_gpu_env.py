@@ -93,7 +93,7 @@ def flags(env):
 def test_pip_wheels_links_library_path_and_flags(fake):
     cublas_dir, nvrtc_dir = wheels(fake.site, 12, 4)
     fake.env["LD_LIBRARY_PATH"] = "/opt/mine"
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
 
     for name, target in [("libcuda.so", fake.libcuda),
                          ("libnvrtc.so", os.path.join(nvrtc_dir, "libnvrtc.so.12")),
@@ -113,7 +113,7 @@ def test_pip_wheels_links_library_path_and_flags(fake):
 def test_cuda13_wheels_one_lib_folder(fake):
     libdir, _ = wheels(fake.site, 13, 0)
     fake.kw["driver_version"] = lambda path: (13, 0)
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(libdir, "libnvrtc.so.13")
     assert os.readlink(os.path.join(fake.links, "libcublas.so")) == os.path.join(libdir, "libcublas.so.13")
     assert env["LD_LIBRARY_PATH"].split(":")[:3] == [fake.links, libdir, fake.driver_dir]
@@ -124,12 +124,12 @@ def test_user_theano_flags_kept_unless_they_conflict(fake):
     fake.env["THEANO_FLAGS"] = ("device=cpu,floatX=float64,blas.ldflags=-lopenblas,"
                                 "optimizer=fast_compile,compiledir=/x,dnn.enabled=True,"
                                 "base_compiledir=/y,gpuarray.preallocate=0.5")
-    f = flags(gpu_env.cuda_environment(fake.env, **fake.kw))
+    f = flags(gpu_env.gpu_environment(fake.env, **fake.kw))
     assert f == {"device": "cuda", "floatX": "float32", "dnn.enabled": "False",
                  "base_compiledir": fake.compiledir, "blas.ldflags": "-lopenblas",
                  "optimizer": "fast_compile", "gpuarray.preallocate": "0.5"}
     fake.env["THEANO_FLAGS"] = "device=cuda1"  # the user's choice of GPU stays
-    assert flags(gpu_env.cuda_environment(fake.env, **fake.kw))["device"] == "cuda1"
+    assert flags(gpu_env.gpu_environment(fake.env, **fake.kw))["device"] == "cuda1"
 
 
 def test_toolkit_layout_sonames_and_stub_ignored(fake, tmp_path):
@@ -144,7 +144,7 @@ def test_toolkit_layout_sonames_and_stub_ignored(fake, tmp_path):
     assert libs.nvrtc.version == (12, 4)
     assert libs.cublas.path == os.path.join(root, "lib64", "libcublas.so.12")
     assert libs.libcuda == fake.libcuda  # not lib64/stubs/libcuda.so
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
     assert env["LD_LIBRARY_PATH"].split(":") == [
         fake.links, os.path.join(root, "lib64"), fake.driver_dir]
 
@@ -155,7 +155,7 @@ def test_cuda_home_searched_first(fake, tmp_path, var):
     toolkit(home, 12, 4)
     fake.env[var] = home
     fake.kw.update(toolkit_roots=None, site_dirs=[])
-    gpu_env.cuda_environment(fake.env, **fake.kw)
+    gpu_env.gpu_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")).startswith(home + os.sep)
 
 
@@ -166,7 +166,7 @@ def test_ld_library_path_dirs_are_searched(fake, tmp_path):
         lib(os.path.join(mine, name))
     fake.env["LD_LIBRARY_PATH"] = mine
     fake.kw["site_dirs"] = []
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(mine, "libnvrtc.so.12")
     assert env["LD_LIBRARY_PATH"].split(":") == [fake.links, mine, fake.driver_dir]
 
@@ -181,7 +181,7 @@ def test_libcuda_from_ldconfig_cache(fake, tmp_path):
         "\tlibcuda.so.1 (libc6) => /usr/lib/i386-linux-gnu/libcuda.so.1\n"
         "\tlibcuda.so.1 (libc6,x86-64) => %s\n" % (stub, real))
     fake.kw["driver_dirs"] = []
-    gpu_env.cuda_environment(fake.env, **fake.kw)
+    gpu_env.gpu_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libcuda.so")) == real
 
 
@@ -226,7 +226,7 @@ def test_distribution_packages_from_the_ldconfig_cache(fake, tmp_path):
         "\t%s (libc6,x86-64) => %s\n" % (name, os.path.join(multiarch, name))
         for name in ("libnvrtc.so.12", "libcublas.so.12"))
     fake.kw["site_dirs"] = []
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")) == os.path.join(
         multiarch, "libnvrtc.so.12")
     assert os.readlink(os.path.join(fake.links, "libcublas.so")) == os.path.join(
@@ -237,7 +237,7 @@ def test_distribution_packages_from_the_ldconfig_cache(fake, tmp_path):
 def test_unknown_driver_version_does_not_block(fake):
     wheels(fake.site, 13, 0)
     fake.kw["driver_version"] = lambda path: None
-    gpu_env.cuda_environment(fake.env, **fake.kw)
+    gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 # ------------------------------------------------------------ what's missing
@@ -246,7 +246,7 @@ def test_missing_driver(fake):
     os.remove(fake.libcuda)
     wheels(fake.site, 12, 4)
     with pytest.raises(GpuEnvError) as e:
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
     msg = str(e.value)
     assert "libcuda.so.1" in msg and fake.driver_dir in msg and "NVIDIA driver" in msg
     assert "\n" not in msg
@@ -256,7 +256,7 @@ def test_missing_nvrtc(fake):
     cublas_dir, nvrtc_dir = wheels(fake.site, 12, 4)
     os.remove(os.path.join(nvrtc_dir, "libnvrtc.so.12"))
     with pytest.raises(GpuEnvError) as e:
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
     msg = str(e.value)
     assert msg.startswith("no NVRTC libnvrtc.so.N with the libnvrtc-builtins.so.N.M it loads "
                           "beside it (looked in ")
@@ -268,7 +268,7 @@ def test_missing_nvrtc(fake):
 def test_missing_nvrtc_with_a_cuda13_driver(fake):
     fake.kw["driver_version"] = lambda path: (13, 0)
     with pytest.raises(GpuEnvError, match=re.escape("pip install 'nvidia-cuda-nvrtc==13.0.*'")):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 def test_missing_nvrtc_builtins(fake):
@@ -276,14 +276,14 @@ def test_missing_nvrtc_builtins(fake):
     os.remove(os.path.join(nvrtc_dir, "libnvrtc-builtins.so.12.4"))
     with pytest.raises(GpuEnvError, match=r"^no NVRTC libnvrtc\.so\.N with the "
                        r"libnvrtc-builtins\.so\.N\.M it loads beside it"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 def test_missing_cublas(fake):
     cublas_dir, _ = wheels(fake.site, 12, 4)
     os.remove(os.path.join(cublas_dir, "libcublas.so.12"))
     with pytest.raises(GpuEnvError) as e:
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
     assert str(e.value).startswith("no cuBLAS libcublas.so.N with the libcublasLt.so.N it "
                                    "loads beside it (looked in ")
     assert "pip install 'nvidia-cublas-cu12==12.*'" in str(e.value)
@@ -294,13 +294,13 @@ def test_missing_cublaslt(fake):
     os.remove(os.path.join(cublas_dir, "libcublasLt.so.12"))
     with pytest.raises(GpuEnvError, match=r"^no cuBLAS libcublas\.so\.N with the "
                        r"libcublasLt\.so\.N it loads beside it"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 def test_nvrtc_newer_than_driver(fake):
     wheels(fake.site, 13, 0)
     with pytest.raises(GpuEnvError) as e:
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
     assert str(e.value).startswith(
         "NVRTC 13.0 (%s) is newer than the driver's CUDA 12.4: install NVRTC <= 12.4 "
         "(pip install 'nvidia-cuda-nvrtc-cu12==12.4.*')"
@@ -310,7 +310,7 @@ def test_nvrtc_newer_than_driver(fake):
 def test_nvrtc_newer_minor_than_driver(fake):
     wheels(fake.site, 12, 8)
     with pytest.raises(GpuEnvError, match=r"^NVRTC 12\.8 .* newer than the driver's CUDA 12\.4"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 def test_cublas_newer_than_driver(fake, tmp_path):
@@ -322,14 +322,14 @@ def test_cublas_newer_than_driver(fake, tmp_path):
     fake.env["LD_LIBRARY_PATH"] = str(tmp_path / "other")
     with pytest.raises(GpuEnvError, match=r"^cuBLAS 13 .* is newer than the driver's CUDA "
                        r"12\.4: install cuBLAS <= 12 \(pip install 'nvidia-cublas-cu12==12\.\*'\)"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 def test_path_with_comma_refused(fake):
     wheels(fake.site, 12, 4)
     fake.env["XDG_CACHE_HOME"] = str(fake.tmp / "a,b")
     with pytest.raises(GpuEnvError, match="can't hold ','"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 # ------------------------------------------------------------ build toolchain
@@ -373,11 +373,11 @@ def test_build_requirement_missing(toolchain, breakage, message):
         gpu_env.check_build_requirements({"PATH": "/usr/bin"}, **toolchain)
 
 
-def test_build_check_runs_in_cuda_environment(fake, toolchain):
+def test_build_check_runs_in_gpu_environment(fake, toolchain):
     wheels(fake.site, 12, 4)
     fake.kw.update(toolchain, check_build=True, include_dirs=[])
     with pytest.raises(GpuEnvError, match="libgpuarray-dev"):
-        gpu_env.cuda_environment(fake.env, **fake.kw)
+        gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
 # ------------------------------------------------------------ links, re-exec
@@ -387,11 +387,11 @@ def test_rerun_replaces_links_atomically(fake):
     os.makedirs(fake.links)
     lib(os.path.join(fake.links, "libcublas.so"))           # a stale plain file
     os.symlink("/gone/libnvrtc.so.11", os.path.join(fake.links, "libnvrtc.so"))  # a dangling link
-    first = gpu_env.cuda_environment(fake.env, **fake.kw)
-    assert gpu_env.cuda_environment(fake.env, **fake.kw) == first  # idempotent
+    first = gpu_env.gpu_environment(fake.env, **fake.kw)
+    assert gpu_env.gpu_environment(fake.env, **fake.kw) == first  # idempotent
     wheels(fake.site, 13, 0)                                 # a newer CUDA appears
     fake.kw["driver_version"] = lambda path: (13, 0)
-    gpu_env.cuda_environment(fake.env, **fake.kw)
+    gpu_env.gpu_environment(fake.env, **fake.kw)
     assert sorted(os.listdir(fake.links)) == ["libcublas.so", "libcuda.so", "libnvrtc.so"]
     assert os.readlink(os.path.join(fake.links, "libnvrtc.so")).endswith("cu13/lib/libnvrtc.so.13")
     assert os.readlink(os.path.join(fake.links, "libcublas.so")).endswith("cu13/lib/libcublas.so.13")
@@ -404,12 +404,12 @@ def test_reexec_once_then_marker_stops_the_loop(fake, monkeypatch):
     calls = []
     execve = lambda exe, argv, env: calls.append((exe, argv, env))  # noqa: E731
     kw = dict(fake.kw, execve=execve)
-    assert gpu_env.reexec_with_cuda(["train.py", "--device", "cuda"], env=fake.env, **kw)
+    assert gpu_env.reexec_on_gpu(["train.py", "--device", "cuda"], env=fake.env, **kw)
     (exe, argv, env), = calls
     assert exe == sys.executable and argv == [sys.executable, "train.py", "--device", "cuda"]
     assert env[MARKER] == fake.links and env["THEANO_FLAGS"].startswith("device=cuda,")
     # the re-executed process calls it again: no second exec
-    assert gpu_env.reexec_with_cuda(["train.py"], env=env, **kw) is False
+    assert gpu_env.reexec_on_gpu(["train.py"], env=env, **kw) is False
     assert len(calls) == 1
 
 
@@ -417,7 +417,7 @@ def test_reexec_refuses_a_cpu_theano_after_reexec(monkeypatch):
     cpu_theano = types.SimpleNamespace(config=types.SimpleNamespace(device="cpu"))
     monkeypatch.setitem(sys.modules, "theano", cpu_theano)
     with pytest.raises(GpuEnvError, match="already re-executed .* device is 'cpu'"):
-        gpu_env.reexec_with_cuda(["x.py"], env={MARKER: "/links"}, execve=None)
+        gpu_env.reexec_on_gpu(["x.py"], env={MARKER: "/links"}, execve=None)
 
 
 def test_reexec_failure_is_reported(fake):
@@ -426,7 +426,7 @@ def test_reexec_failure_is_reported(fake):
     def execve(exe, argv, env):
         raise OSError(8, "Exec format error")
     with pytest.raises(GpuEnvError, match="cannot re-execute"):
-        gpu_env.reexec_with_cuda(["x.py"], env=fake.env, execve=execve, **fake.kw)
+        gpu_env.reexec_on_gpu(["x.py"], env=fake.env, execve=execve, **fake.kw)
 
 
 # ------------------------------------------------------------ after import theano
@@ -517,14 +517,70 @@ def test_import_needs_only_the_standard_library():
 
 @pytest.mark.parametrize("flags, device", [("", "cuda"), ("device=cpu", "cuda"),
                                            ("device=cuda1", "cuda1"), ("device=gpu2", "cuda2"),
-                                           ("floatX=float32,device=cuda0", "cuda0")])
-def test_cuda_device(flags, device):
-    assert gpu_env.cuda_device(flags) == device
+                                           ("floatX=float32,device=cuda0", "cuda0"),
+                                           ("device=opencl0:0", "opencl0:0"),
+                                           ("device=opencl1:2", "opencl1:2")])
+def test_gpu_device(flags, device):
+    assert gpu_env.gpu_device(flags) == device
 
 
-def test_an_opencl_device_is_refused():
-    with pytest.raises(GpuEnvError, match=r"^device=opencl0:0: only Theano's CUDA backend"):
-        gpu_env.cuda_device("device=opencl0:0")
+@pytest.mark.parametrize("device", ["opencl0", "metal", "cuda:1"])
+def test_another_device_is_refused(device):
+    with pytest.raises(GpuEnvError, match=r"^device=%s: Theano's GPU devices are cuda, cudaN "
+                                          r"and openclP:D" % device):
+        gpu_env.gpu_device("device=" + device)
+
+
+class FakeOpenCL(object):
+    """libOpenCL.so with `platforms` platforms of `devices` devices each."""
+
+    def __init__(self, platforms, devices):
+        self.platforms, self.devices = platforms, devices
+
+    def clGetPlatformIDs(self, n, ids, count):
+        if count is not None:
+            count._obj.value = self.platforms
+        return 0
+
+    def clGetDeviceIDs(self, platform, kind, n, ids, count):
+        count._obj.value = self.devices
+        return 0
+
+
+def fake_cdll(platforms=1, devices=1, missing=()):
+    def cdll(name):
+        if name in missing:
+            raise OSError("%s: cannot open shared object file" % name)
+        return FakeOpenCL(platforms, devices) if name == "libOpenCL.so" else object()
+    return cdll
+
+
+@pytest.mark.parametrize("device, cdll, message", [
+    ("opencl0:0", fake_cdll(missing=("libOpenCL.so",)),
+     "device=opencl0:0: no OpenCL loader libOpenCL.so, which libgpuarray opens: apt-get install "
+     "ocl-icd-opencl-dev pocl-opencl-icd libclblast-dev"),
+    ("opencl0:0", fake_cdll(platforms=0), "device=opencl0:0: 0 OpenCL platforms: install an "
+                                          "OpenCL driver"),
+    ("opencl1:0", fake_cdll(platforms=1), "device=opencl1:0: 1 OpenCL platforms"),
+    ("opencl0:2", fake_cdll(devices=2), "device=opencl0:2: OpenCL platform 0 has 2 devices"),
+    ("opencl0:0", fake_cdll(missing=("libclblast.so",)),
+     "device=opencl0:0: no CLBlast libclblast.so, which Theano's matrix products use on "
+     "OpenCL: apt-get install libclblast-dev"),
+])
+def test_what_an_opencl_device_lacks_is_one_line(device, cdll, message):
+    with pytest.raises(GpuEnvError) as error:
+        gpu_env.check_opencl(device, cdll=cdll)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_an_opencl_environment_sets_the_flags_only(fake):
+    fake.env["THEANO_FLAGS"] = "device=opencl0:0,optimizer=fast_run"
+    env = gpu_env.gpu_environment(fake.env, cdll=fake_cdll(), **fake.kw)
+    assert env["THEANO_FLAGS"].startswith("device=opencl0:0,floatX=float32,dnn.enabled=False,")
+    assert env["THEANO_FLAGS"].endswith(",optimizer=fast_run")
+    assert env[MARKER] == "opencl0:0" and env.get("LD_LIBRARY_PATH") == fake.env.get(
+        "LD_LIBRARY_PATH")
+    assert not os.path.exists(fake.links)  # no CUDA links made
 
 
 def test_a_project_local_pythons_libgpuarray_is_on_the_compilers_paths(fake, monkeypatch):
@@ -533,9 +589,9 @@ def test_a_project_local_pythons_libgpuarray_is_on_the_compilers_paths(fake, mon
     (local / "include" / "gpuarray").mkdir(parents=True)
     monkeypatch.setattr(gpu_env.sys, "base_prefix", str(local))
     fake.env["CPATH"] = "/opt/mine/include"
-    env = gpu_env.cuda_environment(fake.env, **fake.kw)
+    env = gpu_env.gpu_environment(fake.env, **fake.kw)
     assert env["CPATH"].split(":") == [str(local / "include"), "/opt/mine/include"]
     assert env["LIBRARY_PATH"] == str(local / "lib")
     monkeypatch.setattr(gpu_env.sys, "base_prefix", "/usr")  # a system Python: untouched
     del fake.env["CPATH"]
-    assert "CPATH" not in gpu_env.cuda_environment(fake.env, **fake.kw)
+    assert "CPATH" not in gpu_env.gpu_environment(fake.env, **fake.kw)

@@ -15,6 +15,9 @@
 #   tools/setup.sh                 what `make setup` runs
 #   tools/setup.sh --find-python   print which Python a new .venv would be made
 #                                  from ("KIND VERSION PATH"), change nothing
+#   tools/setup.sh --with-opencl   the same as without, and the OpenCL test bed
+#                                  (what `make test` runs): an OpenCL device on
+#                                  the CPU (POCL), for the GPU backend's tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -115,7 +118,9 @@ find_python() {
 if [ "${1:-}" = --find-python ]; then
   FIND_ONLY=1; find_python; echo "$KIND $VERSION $PY"; exit 0
 fi
-[ $# -eq 0 ] || die "unknown argument $1 (usage: tools/setup.sh [--find-python])"
+WITH_OPENCL=""
+[ "${1:-}" != --with-opencl ] || { WITH_OPENCL=1; shift; }
+[ $# -eq 0 ] || die "unknown argument $1 (usage: tools/setup.sh [--find-python | --with-opencl])"
 
 # --- 0. one setup at a time, in an environment that lets Python run ---------------
 # A second `make setup` in this folder (two terminals, make -j) waits for the
@@ -242,6 +247,13 @@ if command -v dpkg-query >/dev/null; then
     other)
       command -v g++ >/dev/null || need g++ ;;
   esac
+  # The OpenCL test bed: Theano's gpuarray backend (pygpu, above) on POCL's
+  # OpenCL device, which runs on the CPU; libgpuarray opens libOpenCL.so and
+  # libclblast.so by those names, which the -dev packages provide.
+  if [ -n "$WITH_OPENCL" ] && [ "$KIND" != deb ] && [ "$KIND" != other ]; then
+    need --optional ocl-icd-opencl-dev pocl-opencl-icd libclblast-dev ||
+      say "OpenCL test bed: ocl-icd-opencl-dev pocl-opencl-icd libclblast-dev could not be installed; the tests of the GPU backend will be skipped"
+  fi
 else
   command -v g++ >/dev/null ||
     die "no C++ compiler g++, which Theano compiles its ops with: install g++ and run make again"
