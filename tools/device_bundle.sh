@@ -21,7 +21,7 @@
 #   - Debian's libgpuarray3, libgpuarray-dev (headers, libgpuarray.so for
 #     -lgpuarray) and python3-pygpu, with python3-mako/-markupsafe (pygpu
 #     renders its reduction kernels with Mako).
-#   - Debian's OpenBLAS (libopenblas.so.0, for compat.py's blas.ldflags=-lopenblas)
+#   - Debian's OpenBLAS (libopenblas.so.0, for lasagne_mnist_port/compat.py's blas.ldflags=-lopenblas)
 #     with libgfortran5/libquadmath0.
 #   - libexpat, libz, libffi, libbz2, liblzma, which python3.11 and its
 #     modules link to, in lib/fallback/: run.sh puts on LD_LIBRARY_PATH only

@@ -382,7 +382,7 @@ fi
 # The venv sees the project's three public names, and nothing else of it:
 # links in its site-packages to the tutorial, the loader and the package (so
 # that a user's own compat.py or speedups.py is still the one they import).
-# And a startup hook, a .pth file that applies compat.py's shims whenever
+# And a startup hook, a .pth file that applies lasagne_mnist_port/compat.py's shims whenever
 # Theano gets imported, so that `import theano`, `import lasagne` and the
 # tutorial work in any order, from any directory, in any interpreter or
 # notebook kernel of this venv.
