@@ -19,13 +19,21 @@ from lasagne_mnist_port import gpu_env
 
 
 def opencl_problem():
+    """Why there is no OpenCL device opencl0:0 here, or None. Asked in a child
+    process: a driver may abort the process that asks (POCL does where /sys is
+    not mounted, e.g. in a bare chroot)."""
     if importlib.util.find_spec("pygpu") is None:
         return "pygpu is not importable"
-    try:
-        gpu_env.check_opencl("opencl0:0")
-    except gpu_env.GpuEnvError as e:
-        return str(e)
-    return None
+    probe = ("from lasagne_mnist_port import gpu_env\n"
+             "try:\n    gpu_env.check_opencl('opencl0:0')\n"
+             "except gpu_env.GpuEnvError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        return "the OpenCL driver stopped the process listing its devices, status %d: %s" % (
+            result.returncode, last)
+    return result.stdout.strip() or None
 
 
 PROBLEM = opencl_problem()
