@@ -32,7 +32,7 @@ def architecture(shapes):
     Lasagne's order (each dense layer's W is 2-D, its b 1-D)."""
     weights = [shape for shape in shapes if len(shape) == 2]
     if not weights:
-        return "no dense layer"
+        return "?"
     return "-".join(str(n) for n in [weights[0][0]] + [shape[1] for shape in weights])
 
 
@@ -53,7 +53,10 @@ def npz_headers(path):
         if len(archive.infolist()) > 64:  # a model has 7 arrays
             raise ValueError("{} arrays in it".format(len(archive.infolist())))
         for info in archive.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if not info.filename.endswith(".npy"):  # not an array: named as extra below
+                headers[info.filename] = (None, None)
+                continue
+            name = info.filename[:-4]
             if info.file_size > MAX_ARRAY_BYTES:  # before reading even its header
                 raise ValueError("{} is {} bytes".format(info.filename, info.file_size))
             with archive.open(info) as f:
@@ -86,7 +89,8 @@ def load_parameters(network, path):
         headers = npz_headers(path)
     except Exception as e:  # zipfile/numpy raise many types for a bad file
         raise unreadable(path, e)
-    saved = sorted((n for n in headers if re.fullmatch(r"param_\d+", n)), key=lambda n: int(n[6:]))
+    saved = sorted((n for n in headers if re.fullmatch(r"param_(0|[1-9]\d*)", n)),
+                   key=lambda n: int(n[6:]))
     extra = sorted(set(headers) - set(saved) - {"architecture"})
     if extra:
         raise CheckpointError("{}: holds {}{} besides a model's arrays: not a model file "
@@ -94,10 +98,18 @@ def load_parameters(network, path):
                                                       .format(len(extra) - 5) if len(extra) > 5
                                                       else ""))
     shapes = [headers[n][0] for n in saved]
-    if saved != sorted(expected, key=lambda n: int(n[6:])) or shapes != [
-            expected[n] for n in saved]:
+    if architecture(shapes) != ours:
         raise CheckpointError("{}: saved from a {} network; this one is {}".format(
             path, architecture(shapes), ours))
+    if len(saved) != len(expected) or saved[-1] != "param_%d" % (len(saved) - 1):
+        raise CheckpointError("{}: holds {} parameter arrays ({}); this {} network has {}, "
+                              "param_0 to param_{}".format(path, len(saved), ", ".join(saved),
+                                                           ours, len(expected),
+                                                           len(expected) - 1))
+    for name in saved:
+        if headers[name][0] != expected[name]:
+            raise CheckpointError("{}: {} has shape {}, where this {} network's has {}".format(
+                path, name, headers[name][0], ours, expected[name]))
     if not all(headers[n][1].kind == "f" for n in expected):
         raise CheckpointError("{}: the parameters are not all floating-point numbers "
                               "({})".format(path, ", ".join(str(headers[n][1])
@@ -107,12 +119,15 @@ def load_parameters(network, path):
             arrays = {name: f[name] for name in f.files}
     except Exception as e:
         raise unreadable(path, e)
-    if str(arrays.get("architecture")) != ours:
-        raise CheckpointError("{}: labelled as a {} network, but its arrays are a {} "
-                              "network's".format(path, arrays.get("architecture"), ours))
-    values = [arrays["param_%d" % i] for i in range(len(expected))]
-    if not all(np.isfinite(v).all() for v in values):
-        raise CheckpointError("{}: the parameters are not all finite numbers".format(path))
-    lasagne.layers.set_all_param_values(
-        network, [v.astype(theano.config.floatX) for v in values])
+    label = arrays.get("architecture")
+    if label is None or label.shape != () or str(label) != ours:
+        raise CheckpointError("{}: {}, but its arrays are a {} network's".format(
+            path, "not labelled with its architecture" if label is None
+            else "labelled as {!r}".format(str(label)[:40]), ours))
+    values = [arrays["param_%d" % i].astype(theano.config.floatX)
+              for i in range(len(expected))]
+    if not all(np.isfinite(v).all() for v in values):  # after the cast: 1e39 is inf in float32
+        raise CheckpointError("{}: the parameters are not all finite numbers in {}".format(
+            path, theano.config.floatX))
+    lasagne.layers.set_all_param_values(network, values)
     return network

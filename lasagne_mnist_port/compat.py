@@ -19,6 +19,7 @@ change how it is computed, are a compile mode of their own: speedups/.
 """
 import importlib.machinery
 import os
+import re
 import sys
 import types
 
@@ -114,7 +115,7 @@ def default_blas_ldflags():
         return "-lopenblas"
     if not os.path.isdir(libdir):
         return "-lopenblas"
-    if any(c in libdir for c in " ,"):  # a project under "My Projects": see below
+    if not SAFE_IN_FLAGS.fullmatch(libdir):  # a project under "My Projects": see below
         try:
             libdir = blas_link(libdir)
         except OSError:
@@ -123,18 +124,24 @@ def default_blas_ldflags():
                     ["-D%s=scipy_%s" % (n, n) for n in _BLAS_NAMES])
 
 
-# Theano splits blas.ldflags at spaces (and THEANO_FLAGS at commas), with no
-# quoting: a wheel folder whose path holds one is reached through a link in
-# the temporary directory, made again whenever it is missing.
+# Theano reads THEANO_FLAGS with shlex, then splits it at commas and
+# blas.ldflags at spaces: a space, a comma, a quote or a # (a comment to shlex,
+# which drops the rest, the user's own flags included) in the wheel folder's
+# path breaks them. Such a folder is reached through a link in the temporary
+# directory, made again whenever it is missing.
+SAFE_IN_FLAGS = re.compile(r"[\w./+@%=-]+")
+
+
 def blas_link(libdir):
-    """A path without spaces or commas that leads to libdir (OSError if none)."""
+    """A path of SAFE_IN_FLAGS characters that leads to libdir (OSError if none)."""
     import hashlib
     import tempfile
     digest = hashlib.sha256(libdir.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     folder = os.path.join(tempfile.gettempdir(), "lasagne_mnist_port-uid%d" % os.getuid())
     link = os.path.join(folder, "openblas-" + digest)
-    if any(c in link for c in " ,"):
-        raise OSError("the temporary directory %s has a space or a comma" % folder)
+    if not SAFE_IN_FLAGS.fullmatch(link):
+        raise OSError("the temporary directory %s has a character THEANO_FLAGS cannot "
+                      "carry" % folder)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     st = os.lstat(folder)  # this user's own, or someone could point the link elsewhere
     if not os.path.isdir(folder) or os.path.islink(folder) or st.st_uid != os.getuid() \

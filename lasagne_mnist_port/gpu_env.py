@@ -236,18 +236,21 @@ def check_opencl(device, cdll=ctypes.CDLL):
                           % (device, OPENCL_PACKAGES))
     count = ctypes.c_uint(0)
     opencl.clGetPlatformIDs(0, None, ctypes.byref(count))
-    if count.value <= platform:
-        raise GpuEnvError("device=%s: %d OpenCL platforms: install an OpenCL driver (your GPU's "
+    if count.value == 0:
+        raise GpuEnvError("device=%s: no OpenCL platform: install an OpenCL driver (your GPU's "
                           "vendor's, or pocl-opencl-icd, which runs on the CPU); `clinfo -l` "
-                          "lists what is found" % (device, count.value))
+                          "lists what is found" % device)
+    if count.value <= platform:
+        raise GpuEnvError("device=%s: there is no OpenCL platform %d (platforms 0 to %d); "
+                          "`clinfo -l` lists them" % (device, platform, count.value - 1))
     platforms = (ctypes.c_void_p * count.value)()
     opencl.clGetPlatformIDs(count, platforms, None)
     devices = ctypes.c_uint(0)
     opencl.clGetDeviceIDs(ctypes.c_void_p(platforms[platform]), ctypes.c_ulong(0xFFFFFFFF),
                           0, None, ctypes.byref(devices))  # CL_DEVICE_TYPE_ALL
     if devices.value <= number:
-        raise GpuEnvError("device=%s: OpenCL platform %d has %d devices; `clinfo -l` lists them"
-                          % (device, platform, devices.value))
+        raise GpuEnvError("device=%s: OpenCL platform %d has no device %d (devices 0 to %d); "
+                          "`clinfo -l` lists them" % (device, platform, number, devices.value - 1))
     try:
         cdll("libclblast.so")
     except OSError:
@@ -302,9 +305,10 @@ def _prepare(env, check_build, **search):
     device = gpu_device(env.get("THEANO_FLAGS", ""))  # another device: said before looking
     cache = os.path.abspath(os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".cache"), "feedforward_lasagne_mnist"))
-    if "," in cache or ":" in cache:
-        raise GpuEnvError("%r can't be used: THEANO_FLAGS and LD_LIBRARY_PATH can't hold ',' "
-                          "or ':' in a path; set XDG_CACHE_HOME to another folder" % cache)
+    if not compat.SAFE_IN_FLAGS.fullmatch(cache):
+        raise GpuEnvError("%r can't be used: THEANO_FLAGS and LD_LIBRARY_PATH can't carry a "
+                          "path with a space, a comma, a colon, a quote or a #; set "
+                          "XDG_CACHE_HOME to another folder" % cache)
     if device.startswith("opencl"):
         check_opencl(device, **{k: search[k] for k in ("cdll",) if k in search})
         if check_build:

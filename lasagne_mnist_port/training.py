@@ -107,13 +107,16 @@ def cpu_name():
 def describe_backend(compile_mode):
     """The device and BLAS Theano really uses (a GPU asked for must be active),
     and the speed-ups of the mode train_fn and val_fn were compiled in."""
-    if compat.is_gpu_device(theano.config.device):
-        device = "GPU " + gpu_env.gpu_in_use()
-    else:
-        device = "CPU " + cpu_name()
     blas = [w if not w.startswith("-L") or os.path.relpath(w[2:], PROJECT).startswith("..")
             else "-L" + os.path.relpath(w[2:], PROJECT)  # the project's .venv: a short path
             for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]
+    blas = " ".join(blas) or "none (numpy fallback)"
+    if theano.config.device.startswith("opencl"):  # a GPU's or POCL's CPU device
+        device, blas = "OpenCL " + gpu_env.gpu_in_use(), "CLBlast"
+    elif compat.is_gpu_device(theano.config.device):
+        device, blas = "GPU " + gpu_env.gpu_in_use(), "cuBLAS"
+    else:
+        device = "CPU " + cpu_name()
     return ("Device: {} ({}), floatX={}, BLAS: {}, speed-ups: {}".format(
-        device, theano.config.device, theano.config.floatX,
-        " ".join(blas) or "none (numpy fallback)", speedups.describe(compile_mode)))
+        device, theano.config.device, theano.config.floatX, blas,
+        speedups.describe(compile_mode)))

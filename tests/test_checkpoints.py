@@ -26,7 +26,9 @@ def test_float64_checkpoint_loads_as_float32(trained, small, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["other architecture", "truncated", "not npz", "missing",
-                                  "empty", "npy", "nan", "integers", "many arrays"])
+                                  "empty", "npy", "nan", "integers", "many arrays",
+                                  "float32 overflow", "bias shape", "extra param", "param_00",
+                                  "no label", "text member"])
 def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
     path = tmp_path / "model.npz"
     values = lasagne.layers.get_all_param_values(trained)
@@ -44,14 +46,36 @@ def test_bad_checkpoints_are_refused(trained, tmp_path, kind):
         (tmp_path / "model.npz.npy").rename(path)
     elif kind == "many arrays":
         np.savez(path, **{"a%d" % i: np.zeros(1) for i in range(1000)})
-    elif kind in ("nan", "integers"):
-        values[0] = values[0] * np.nan if kind == "nan" else values[0].astype(np.int32)
-        np.savez(path, architecture=np.array("784-500-300-10"),
-                 **{"param_%d" % i: v for i, v in enumerate(values)})
+    elif kind == "missing":
+        pass
+    elif kind == "text member":
+        save_network(trained, str(path))
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("README.txt", "notes")
+    else:
+        arrays = {"param_%d" % i: v for i, v in enumerate(values)}
+        if kind in ("nan", "integers", "float32 overflow"):
+            arrays["param_0"] = {"nan": values[0] * np.nan, "integers": values[0].astype(np.int32),
+                                 "float32 overflow": values[0].astype(np.float64) * 1e42}[kind]
+        elif kind == "bias shape":
+            arrays["param_1"] = values[1][:-1]
+        elif kind == "extra param":
+            arrays["param_6"] = np.zeros(10, np.float32)
+        elif kind == "param_00":
+            arrays["param_00"] = arrays.pop("param_0")
+        label = {} if kind == "no label" else {"architecture": np.array("784-500-300-10")}
+        np.savez(path, **label, **arrays)
     with pytest.raises(CheckpointError) as error:
         flm.load_network(str(path))
     message = str(error.value)
     assert message.startswith(str(path) + ": ") and "\n" not in message and len(message) < 400
+    assert "a 784-500-300-10 network; this one is 784-500-300-10" not in message
+    expected = {"float32 overflow": "not all finite numbers in float32",
+                "bias shape": "param_1 has shape (499,), where this 784-500-300-10 network's "
+                              "has (500,)",
+                "extra param": "holds 7 parameter arrays", "param_00": "holds param_00 besides",
+                "no label": "not labelled with its architecture", "text member": "README.txt"}
+    assert expected.get(kind, "") in message
 
 
 def test_a_crafted_npz_is_refused_before_anything_is_allocated(trained, tmp_path):

@@ -224,11 +224,11 @@ def test_no_writable_home_moves_theanos_compile_cache(tmp_path, monkeypatch):
     assert "base_compiledir" not in compat.default_flags()
 
 
-def test_the_blas_wheel_is_linked_from_a_path_with_spaces(tmp_path, monkeypatch):
-    """Theano cannot take a path with a space in blas.ldflags: the wheel's folder is
+def test_the_blas_wheel_is_linked_from_a_path_theano_flags_cannot_carry(tmp_path, monkeypatch):
+    """Theano cannot take a space, a comma, a quote or a # in blas.ldflags: the wheel's folder is
     reached through a link of this user's in the temporary directory instead."""
     import types
-    package = tmp_path / "My Projects, 2026" / "scipy_openblas32"
+    package = tmp_path / "My Projects, #2 it's" / "scipy_openblas32"
     (package / "lib").mkdir(parents=True)
     (package / "lib" / "libscipy_openblas.so").write_bytes(b"")
     spec = types.SimpleNamespace(submodule_search_locations=[str(package)])

@@ -73,7 +73,8 @@ def device_run(tmp_path_factory):
     result = subprocess.run([sys.executable, "-c", DEVICE_RUN, model], capture_output=True,
                             text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "Device: GPU " in result.stderr and "(opencl0:0)" in result.stderr
+    assert re.search(r"^Device: OpenCL .* \(opencl0:0\), floatX=float32, BLAS: CLBlast, ",
+                     result.stderr, re.M)
     assert "speed-ups: on, except the CPU-only 1, 4, 5, 6" in result.stderr
     return dict(json.loads(result.stdout.strip().splitlines()[-1]), model=model)
 
@@ -120,7 +121,7 @@ def test_the_command_line_trains_on_the_device_to_the_cpus_accuracy():
     device = run_cli(*args, "--device", "opencl0:0")
     cpu = run_cli(*args, "--no-speedups")  # Theano's own dropout generator, as on the device
     assert device.returncode == 0 and cpu.returncode == 0, device.stderr + cpu.stderr
-    assert re.search(r"^Device: GPU .* \(opencl0:0\), floatX=float32", device.stderr, re.M)
+    assert re.search(r"^Device: OpenCL .* \(opencl0:0\), floatX=float32", device.stderr, re.M)
     accuracy = [re.search(r"test accuracy:\t\t(\d+\.\d\d) %", r.stdout).group(1)
                 for r in (device, cpu)]
     assert accuracy[0] == accuracy[1]

@@ -325,10 +325,12 @@ def test_cublas_newer_than_driver(fake, tmp_path):
         gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
-def test_path_with_comma_refused(fake):
+@pytest.mark.parametrize("folder", ["a,b", "a b", "a#b", "it's", "a:b"])
+def test_a_cache_path_that_theano_flags_cannot_carry_is_refused(fake, folder):
     wheels(fake.site, 12, 4)
-    fake.env["XDG_CACHE_HOME"] = str(fake.tmp / "a,b")
-    with pytest.raises(GpuEnvError, match="can't hold ','"):
+    fake.env["XDG_CACHE_HOME"] = str(fake.tmp / folder)
+    with pytest.raises(GpuEnvError, match="can't carry a path with a space, a comma, a colon, "
+                                          "a quote or a #; set XDG_CACHE_HOME"):
         gpu_env.gpu_environment(fake.env, **fake.kw)
 
 
@@ -559,10 +561,12 @@ def fake_cdll(platforms=1, devices=1, missing=()):
     ("opencl0:0", fake_cdll(missing=("libOpenCL.so",)),
      "device=opencl0:0: no OpenCL loader libOpenCL.so, which libgpuarray opens: apt-get install "
      "ocl-icd-opencl-dev pocl-opencl-icd libclblast-dev"),
-    ("opencl0:0", fake_cdll(platforms=0), "device=opencl0:0: 0 OpenCL platforms: install an "
+    ("opencl0:0", fake_cdll(platforms=0), "device=opencl0:0: no OpenCL platform: install an "
                                           "OpenCL driver"),
-    ("opencl1:0", fake_cdll(platforms=1), "device=opencl1:0: 1 OpenCL platforms"),
-    ("opencl0:2", fake_cdll(devices=2), "device=opencl0:2: OpenCL platform 0 has 2 devices"),
+    ("opencl1:0", fake_cdll(platforms=1), "device=opencl1:0: there is no OpenCL platform 1 "
+                                          "(platforms 0 to 0)"),
+    ("opencl0:2", fake_cdll(devices=2), "device=opencl0:2: OpenCL platform 0 has no device 2 "
+                                        "(devices 0 to 1)"),
     ("opencl0:0", fake_cdll(missing=("libclblast.so",)),
      "device=opencl0:0: no CLBlast libclblast.so, which Theano's matrix products use on "
      "OpenCL: apt-get install libclblast-dev"),

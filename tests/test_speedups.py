@@ -38,14 +38,14 @@ def run_and_catch_functions(monkeypatch, **kwargs):
     return network, [op_names(f) for f in compiled]
 
 
-@pytest.mark.parametrize("how", ["on", "speedups=False", "FLM_SPEEDUPS=0"])
+@pytest.mark.parametrize("how", ["on", "speedups=False", "FLM_SPEEDUPS=0", "FLM_SPEEDUPS=off"])
 def test_run_network_compiles_the_speedup_ops_unless_switched_off(small, monkeypatch, how):
     data = small[:2] + small[2:4] * 2  # validation doubles as test: less work
     kwargs = dict(data=data, num_epochs=2, seed=5)
     if how == "speedups=False":
         kwargs["speedups"] = False
-    elif how == "FLM_SPEEDUPS=0":
-        monkeypatch.setenv("FLM_SPEEDUPS", "0")
+    elif how.startswith("FLM_SPEEDUPS="):
+        monkeypatch.setenv("FLM_SPEEDUPS", how.split("=")[1])
     network, (train_ops, val_ops) = run_and_catch_functions(monkeypatch, **kwargs)
     layers = lasagne.layers.get_all_layers(network)
     fast = how == "on"

@@ -125,17 +125,30 @@ WITH_OPENCL=""
 # --- 0. one setup at a time, in an environment that lets Python run ---------------
 # A second `make setup` in this folder (two terminals, make -j) waits for the
 # first, then finds its work done.
-if command -v flock >/dev/null; then
-  exec 9>>.setup.lock
+# (Read-only where another user, e.g. root, made the lock file: flock needs no more.)
+if command -v flock >/dev/null && { exec 9>>.setup.lock || exec 9<.setup.lock; } 2>/dev/null; then
   if ! flock -n 9; then
     say "another make setup is running in this folder: waiting for it to finish"
     flock 9
   fi
 fi
-# PYTHONHOME (a conda shell leaves it set) makes every Python take its standard
-# library from there: each one here would fail to start and look broken.
-[ -z "${PYTHONHOME+set}" ] ||
-  die "PYTHONHOME=$PYTHONHOME is set (a conda or other Python shell leaves it): every Python started here would load its standard library from there; unset PYTHONHOME and run make again"
+# A variable that stops every Python from starting (a conda shell's PYTHONHOME,
+# a PYTHONPATH folder with its own encodings/, PYTHONIOENCODING=bogus ...)
+# would make a working .venv, and every Python of the system, look broken:
+# named here, before anything is looked at or changed.
+python_env_problem() {
+  local py vars v culprit=""
+  py=$(command -v .venv/bin/python "$SYSTEM_PYTHON" python3 2>/dev/null | head -n 1 || true)
+  [ -n "$py" ] && ! "$py" -c pass >/dev/null 2>&1 || return 0
+  vars=$(compgen -e | grep '^PYTHON' || true)
+  [ -n "$vars" ] && env $(printf -- '-u %s ' $vars) "$py" -c pass >/dev/null 2>&1 || return 0
+  for v in $vars; do
+    env -u "$v" "$py" -c pass >/dev/null 2>&1 && culprit="$culprit $v"
+  done
+  set -- ${culprit:-$vars}
+  die "$(for v in "$@"; do printf '%s=%s ' "$v" "${!v}"; done)makes $py fail to start (a conda or other Python shell leaves such variables set): unset $* and run make again"
+}
+python_env_problem
 
 # .venv, if it runs a Python 3.10/3.11, stays as it is (one without its pip, left
 # by an interrupted setup, is finished in step 3). One that does not run (its
@@ -145,16 +158,12 @@ venv_ok="" venv_half=""
 rm -f .venv/lib/python3*/site-packages/feedforward_lasagne_mnist.pth  # an earlier layout's hook
 if [ -e .venv ] || [ -L .venv ]; then
   read -r ver exe <<< "$(probe .venv/bin/python)" || true
-  if [ -z "${ver:-}" ] && [ -n "${PYTHONPATH:-}" ] &&
-     [ -n "$(PYTHONPATH= probe .venv/bin/python)" ]; then
-    die "PYTHONPATH=$PYTHONPATH makes .venv/bin/python fail to start (a module there replaces one of Python's own): unset PYTHONPATH or take that folder out of it, and run make again"
-  fi
   case "${ver:-}" in
     3.10|3.11)
       venv_ok=1
       ls .venv/lib/python3*/site-packages/pip/__init__.py >/dev/null 2>&1 || venv_half=1 ;;
     *)
-      aside=.venv.broken-$(date +%Y%m%d-%H%M%S)
+      aside=.venv.broken-$(date +%Y%m%d-%H%M%S)-$$
       mv .venv "$aside"
       say ".venv does not run a Python 3.10/3.11 (${ver:-its Python is missing or does not start}): moved aside to $aside, making a new one" ;;
   esac
@@ -369,6 +378,9 @@ if ! cmp -s requirements.txt .venv/requirements.installed; then
   cp requirements.txt .venv/requirements.installed
 fi
 
+# A new .venv: the same check of PYTHONPATH as for an existing one (step 0).
+[ -z "${NEW_VENV:-}" ] || check_pythonpath
+
 # The GPU path, said once, when .venv is new (pygpu needs numpy, installed above).
 if [ -n "${NEW_VENV:-}" ] && [ -z "$GPU_NOTE" ]; then
   if err=$(.venv/bin/python -c 'import pygpu; print(pygpu.__version__)' 2>&1); then
@@ -399,14 +411,12 @@ if [ "$(cat "$site/lasagne_mnist_port.pth" 2>/dev/null)" != "$hook" ]; then
   mv "$site/lasagne_mnist_port.pth.tmp" "$site/lasagne_mnist_port.pth"
 fi
 
-# A new .venv: the same check of PYTHONPATH as for an existing one (step 0).
-[ -z "${NEW_VENV:-}" ] || check_pythonpath
-
-# Theano cannot take a path with a space or a comma in blas.ldflags: compat.py
-# then reaches the wheel's OpenBLAS through a link in the temporary directory.
-# Said here if even that fails, since Theano would link the system's instead.
+# Theano cannot take a path with a space, a comma, a quote or a # in
+# blas.ldflags: compat.py then reaches the wheel's OpenBLAS through a link in
+# the temporary directory. Said here if even that fails, since Theano would
+# link the system's instead.
 case "$PWD" in
-  *" "*|*,*)
+  *[!A-Za-z0-9_./+@%=-]*)
     blas=$(.venv/bin/python -c 'import importlib.util as u; from lasagne_mnist_port import compat as c; f = c.default_blas_ldflags(); print("" if "scipy_openblas" in f or u.find_spec("scipy_openblas32") is None else f)')
-    [ -z "$blas" ] || say "Theano will link the system's OpenBLAS ($blas), not the wheel's: this folder's path holds a space or a comma, and no link to the wheel could be made in the temporary directory" ;;
+    [ -z "$blas" ] || say "Theano will link the system's OpenBLAS ($blas), not the wheel's: this folder's path holds a character THEANO_FLAGS cannot carry, and no link to the wheel could be made in the temporary directory" ;;
 esac

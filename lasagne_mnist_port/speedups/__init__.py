@@ -42,8 +42,10 @@ SHORT_BLAS_TIMEOUT = 10
 
 
 def wanted(enabled=None):
-    """enabled, or when None what FLM_SPEEDUPS says (default: on; 0: off)."""
-    return os.environ.get("FLM_SPEEDUPS", "1") != "0" if enabled is None else bool(enabled)
+    """enabled, or when None what FLM_SPEEDUPS says (default: on; 0, off, false, no: off)."""
+    if enabled is None:
+        return os.environ.get("FLM_SPEEDUPS", "1").strip().lower() not in ("0", "off", "false", "no")
+    return bool(enabled)
 
 
 def on_cpu():
