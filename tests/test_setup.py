@@ -246,9 +246,9 @@ real = pytest.mark.skipif(
 
 
 @real
-@pytest.mark.parametrize("variable, kind", [("PYTHONHOME", "conda"), ("PYTHONIOENCODING", "bogus"),
-                                            ("PYTHONPATH", "numpy"), ("PYTHONPATH", "encodings")])
-@pytest.mark.parametrize("venv", [True, False], ids=["with .venv", "fresh clone"])
+@pytest.mark.parametrize("variable, kind, venv", [
+    ("PYTHONHOME", "conda", True), ("PYTHONPATH", "numpy", True),
+    ("PYTHONIOENCODING", "bogus", False), ("PYTHONPATH", "encodings", False)])
 def test_a_variable_that_breaks_python_is_named_and_nothing_is_touched(tmp_path, variable, kind,
                                                                         venv):
     project = project_copy(tmp_path)
@@ -261,11 +261,8 @@ def test_a_variable_that_breaks_python_is_named_and_nothing_is_touched(tmp_path,
         os.makedirs(os.path.join(value, kind))
         open(os.path.join(value, kind, "__init__.py"), "w").write("raise ImportError\n")
     result = real_setup(project, **{variable: value})
-    if kind == "numpy" and not venv:  # Python starts: the new .venv's packages are checked
-        line = one_line_error(result) if not result.stdout else result.stderr.strip()
-    else:
-        line = one_line_error(result)
-        assert sorted(os.listdir(str(project))) == before  # nothing else made, moved, removed
+    line = one_line_error(result)
+    assert sorted(os.listdir(str(project))) == before  # nothing else made, moved, removed
     assert line.startswith("setup: %s=%s " % (variable, value)) and "unset %s" % variable in line
     assert "\n" not in line
     if venv:
