@@ -151,9 +151,9 @@ def run_network(data=None, num_epochs=20, network=None, batch_size=500,
             input_var = lasagne.layers.get_all_layers(network)[0].input_var
         network.interrupted = False
 
-        # The speed-ups: the same math, compiled into faster C code, for
-        # this network's two functions only (they pick its dropout layers'
-        # mask generator, so before the expressions are built).
+        # The speed-ups: the same math in faster C code, for this network's
+        # two functions only. Made before the expressions are built, as it
+        # also gives the network's dropout layers their mask generator.
         mode = speedup_mode(network, speedups)
 
         # The training loss, with dropout ...
