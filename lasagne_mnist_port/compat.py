@@ -140,8 +140,8 @@ def blas_link(libdir):
     folder = os.path.join(tempfile.gettempdir(), "lasagne_mnist_port-uid%d" % os.getuid())
     link = os.path.join(folder, "openblas-" + digest)
     if not SAFE_IN_FLAGS.fullmatch(link):
-        raise OSError("the temporary directory %s has a character THEANO_FLAGS cannot "
-                      "carry" % folder)
+        raise OSError("the temporary directory %s has a character that breaks "
+                      "THEANO_FLAGS" % folder)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     st = os.lstat(folder)  # this user's own, or someone could point the link elsewhere
     if not os.path.isdir(folder) or os.path.islink(folder) or st.st_uid != os.getuid() \

@@ -306,7 +306,7 @@ def _prepare(env, check_build, **search):
     cache = os.path.abspath(os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".cache"), "feedforward_lasagne_mnist"))
     if not compat.SAFE_IN_FLAGS.fullmatch(cache):
-        raise GpuEnvError("%r can't be used: THEANO_FLAGS and LD_LIBRARY_PATH can't carry a "
+        raise GpuEnvError("%r can't be used: THEANO_FLAGS and LD_LIBRARY_PATH can't hold a "
                           "path with a space, a comma, a colon, a quote or a #; set "
                           "XDG_CACHE_HOME to another folder" % cache)
     if device.startswith("opencl"):

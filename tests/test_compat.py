@@ -224,7 +224,7 @@ def test_no_writable_home_moves_theanos_compile_cache(tmp_path, monkeypatch):
     assert "base_compiledir" not in compat.default_flags()
 
 
-def test_the_blas_wheel_is_linked_from_a_path_theano_flags_cannot_carry(tmp_path, monkeypatch):
+def test_the_blas_wheel_is_linked_from_a_path_that_breaks_theano_flags(tmp_path, monkeypatch):
     """Theano cannot take a space, a comma, a quote or a # in blas.ldflags: the wheel's folder is
     reached through a link of this user's in the temporary directory instead."""
     import types

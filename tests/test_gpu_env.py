@@ -326,10 +326,10 @@ def test_cublas_newer_than_driver(fake, tmp_path):
 
 
 @pytest.mark.parametrize("folder", ["a,b", "a b", "a#b", "it's", "a:b"])
-def test_a_cache_path_that_theano_flags_cannot_carry_is_refused(fake, folder):
+def test_a_cache_path_that_breaks_theano_flags_is_refused(fake, folder):
     wheels(fake.site, 12, 4)
     fake.env["XDG_CACHE_HOME"] = str(fake.tmp / folder)
-    with pytest.raises(GpuEnvError, match="can't carry a path with a space, a comma, a colon, "
+    with pytest.raises(GpuEnvError, match="can't hold a path with a space, a comma, a colon, "
                                           "a quote or a #; set XDG_CACHE_HOME"):
         gpu_env.gpu_environment(fake.env, **fake.kw)
 

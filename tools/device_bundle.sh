@@ -31,7 +31,7 @@
 #   g++ itself (too big; the GPU machine's CUDA image has one: nvcc needs it).
 #
 # Everything is packed into OUT_DIR/py311.tar.xz (the unpacked tree is ~130 MB,
-# over the 64 MiB a device call can carry); OUT_DIR/run.sh unpacks it once to
+# too big to copy around as it is); OUT_DIR/run.sh unpacks it once to
 # $FLM_PY311_DIR or ${TMPDIR:-/tmp}/flm-py311-<checksum> and runs its Python.
 # OUT_DIR/.gitignore ignores the folder itself, so it never gets committed.
 set -euo pipefail

@@ -418,5 +418,5 @@ fi
 case "$PWD" in
   *[!A-Za-z0-9_./+@%=-]*)
     blas=$(.venv/bin/python -c 'import importlib.util as u; from lasagne_mnist_port import compat as c; f = c.default_blas_ldflags(); print("" if "scipy_openblas" in f or u.find_spec("scipy_openblas32") is None else f)')
-    [ -z "$blas" ] || say "Theano will link the system's OpenBLAS ($blas), not the wheel's: this folder's path holds a character THEANO_FLAGS cannot carry, and no link to the wheel could be made in the temporary directory" ;;
+    [ -z "$blas" ] || say "Theano will link the system's OpenBLAS ($blas), not the wheel's: this folder's path holds a character that breaks THEANO_FLAGS, and no link to the wheel could be made in the temporary directory" ;;
 esac
