@@ -113,8 +113,6 @@ def default_blas_ldflags():
         lib = libs[0].split(".so")[0][len("lib"):]
     except (ImportError, AttributeError, TypeError, IndexError, OSError):
         return "-lopenblas"
-    if not os.path.isdir(libdir):
-        return "-lopenblas"
     if not SAFE_IN_FLAGS.fullmatch(libdir):  # a project under "My Projects": see below
         try:
             libdir = blas_link(libdir)
@@ -342,7 +340,6 @@ _LOCAL_MEM_DECLARATION = r"^[ \t]*LOCAL_MEM [\w ]+(?:, *\w+)*;[ \t]*\n"
 
 def local_mem_to_kernel_scope(code):
     """A kernel's source with its LOCAL_MEM declarations moved to the top of its body."""
-    import re
     declarations = re.findall(_LOCAL_MEM_DECLARATION, code, flags=re.M)
     if not declarations:
         return code

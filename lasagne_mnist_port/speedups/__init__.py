@@ -44,7 +44,8 @@ SHORT_BLAS_TIMEOUT = 10
 def wanted(enabled=None):
     """enabled, or when None what FLM_SPEEDUPS says (default: on; 0, off, false, no: off)."""
     if enabled is None:
-        return os.environ.get("FLM_SPEEDUPS", "1").strip().lower() not in ("0", "off", "false", "no")
+        setting = os.environ.get("FLM_SPEEDUPS", "1").strip().lower()
+        return setting not in ("0", "off", "false", "no")
     return bool(enabled)
 
 
