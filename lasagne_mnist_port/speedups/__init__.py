@@ -20,7 +20,9 @@ changes numerically:
 4. rmsprop's update as one C op per parameter (fused_rmsprop; CPU only);
 5. the first layer's products skip the images' zeros (sparse_dot; CPU only),
    with OPENBLAS_THREAD_TIMEOUT=4 so that OpenBLAS's idle threads sleep;
-6. bias-gradient sums as one vector loop (column_sum; CPU only).
+6. bias-gradient sums as one vector loop (column_sum; CPU only);
+7. the functions' C modules compiled side by side, with a precompiled header
+   (parallel_compile).
 """
 import os
 import re
@@ -30,7 +32,7 @@ from lasagne.layers import DropoutLayer, get_all_layers
 
 from .. import compat
 from . import column_sum, fused_rmsprop, inline_constants, sparse_dot  # noqa: F401 (rewrites)
-from . import dropout_rng
+from . import dropout_rng, parallel_compile
 
 # The rewrites of 3 to 6, by the names they are registered under in optdb.
 EVERYWHERE = ("inline_broadcast_constants",)
@@ -114,8 +116,10 @@ def mode(network, enabled=None):
     names = EVERYWHERE + (CPU_ONLY if on_cpu() else ())
     if zero_skipping_problem() is None:
         names += ("zero_skipping_dot22",)
-    return theano.compile.get_default_mode().including(*names).excluding(
+    base = theano.compile.get_default_mode().including(*names).excluding(
         "local_dot22_to_dot22scalar")
+    return theano.compile.Mode(linker=parallel_compile.linker(base.linker),
+                               optimizer=base.provided_optimizer)
 
 
 def describe(compile_mode):

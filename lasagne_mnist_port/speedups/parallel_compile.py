@@ -1,0 +1,269 @@
+"""The C modules of a function compiled side by side, with a precompiled header.
+
+Theano 1.0.5 compiles the C module of each op of a function one after the
+other, while it makes the function's thunks: for train_fn and val_fn, 24
+modules, about half a second each, on one core. Most of that half second is
+g++ parsing the same headers again (Python.h, numpy's, <iostream>): a module's
+own code is small. A first run (an empty compile cache) spent two thirds of
+its time there.
+
+ParallelCompileLinker is Theano's VM linker (the default, "cvm") with one step
+added before it makes the thunks: it walks the function's nodes as Theano
+will, and for each C module that is not in the compile cache yet it starts
+g++ right away, as many at a time as the process has CPUs, into a temporary
+directory. The headers every module starts with are compiled once into a
+precompiled header (kept in the compile directory for later runs), which the
+modules use once it is ready. Then Theano makes the thunks as always: where
+it would run g++ on a module, compile_str takes the one already built from
+the same source and arguments. Keys, cache entries and the module files are
+Theano's own; a later stock compile of the same op finds them.
+
+Numerically nothing changes: the same source, compiled with the same
+arguments. A precompiled header stands for the exact #include lines the
+module starts with, and g++ checks that it was made with the same options
+and macros, or parses the headers itself. Any failure here (an op without C
+code, a compile error) leaves that module to Theano, which compiles it and
+reports errors as usual. Speed-up 7 of docs/speedups.md.
+"""
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+
+import theano
+from theano.gof import cmodule
+from theano.gof.cc import CLinker, get_module_cache
+from theano.gof.fg import FunctionGraph
+from theano.gof.vm import VM_Linker
+
+__all__ = ["ParallelCompileLinker", "linker"]
+
+# A precompiled header is worth making when at least this many modules share
+# it: it costs about two modules' compile time, and then halves each one.
+PCH_MIN_MODULES = 4
+PCH_DIR = "lasagne_mnist_port-pch"
+
+
+def cpus():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class Module(object):
+    """One C module to build: compile_str's arguments, as CLinker.compile_cmodule passes them."""
+
+    def __init__(self, cl):
+        mod = cl.get_dynamic_module()
+        self.compiler = cl.c_compiler()
+        self.args = dict(module_name=mod.code_hash, src_code=mod.code(),
+                         include_dirs=cl.header_dirs(), lib_dirs=cl.lib_dirs(),
+                         libs=cl.libraries(), preargs=cl.compile_args())
+        # The #include lines the source starts with (DynamicModule.code
+        # writes them first): what a precompiled header can stand for.
+        self.includes = tuple(i for i in mod.includes if i)
+        self.future = None
+
+    @staticmethod
+    def signature(args):
+        return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(args.items())
+                     if k in ("module_name", "src_code", "include_dirs", "lib_dirs", "libs",
+                              "preargs"))
+
+    def header_group(self):
+        """What a precompiled header for this module must share with it: the
+        compiler, its options, include paths and the #include lines up to
+        the first one after <numpy/...> (the op's own headers vary). Not
+        the libraries: -c compiles without linking."""
+        first = []
+        for inc in self.includes:
+            first.append(inc)
+            if inc.startswith("<numpy/arrayscalars.h"):
+                break
+        else:
+            return None
+        if first[0] != "<Python.h>":
+            return None
+        return (self.compiler, tuple(self.args["preargs"]), tuple(self.args["include_dirs"]),
+                tuple(first))
+
+
+def header_dir(group):
+    """Where the precompiled header of group is kept: a directory of the
+    compile directory named after everything the header depends on."""
+    compiler, preargs, include_dirs, includes = group
+    digest = hashlib.sha256(repr((compiler.__name__, theano.config.cxx, preargs, include_dirs,
+                                  includes)).encode()).hexdigest()[:20]
+    return os.path.join(theano.config.compiledir, PCH_DIR, digest)
+
+
+def build_header(group):
+    """The directory holding group's `Python.h.gch`, made if need be; None
+    when g++ could not make it."""
+    compiler, preargs, include_dirs, includes = group
+    final = header_dir(group)
+    if os.path.exists(os.path.join(final, "Python.h.gch")):
+        return final
+    root = os.path.dirname(final)
+    os.makedirs(root, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+    try:
+        # Theano's own command line, as for a module, with "-c -x c++-header":
+        # g++ then writes the precompiled header where the .so would go.
+        compiler.compile_str("Python.h", "".join("#include %s\n" % inc for inc in includes),
+                             location=work, include_dirs=list(include_dirs),
+                             preargs=list(preargs) + ["-c", "-x", "c++-header"], py_module=False)
+        os.rename(os.path.join(work, "Python.h." + cmodule.get_lib_extension()),
+                  os.path.join(work, "Python.h.gch"))
+        try:
+            os.rename(work, final)  # the whole directory at once, or not at all
+        except OSError:
+            pass  # another process made it first: use theirs
+        return final if os.path.exists(os.path.join(final, "Python.h.gch")) else None
+    except Exception:
+        return None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# Precompiled headers made or being made in this process, by compile
+# directory and group.
+_headers = {}
+_background = None
+
+
+def header(group, pool):
+    """A future of build_header(group), started in pool unless already there."""
+    key = (theano.config.compiledir, group)
+    if key not in _headers:
+        _headers[key] = pool.submit(build_header, group)
+    return _headers[key]
+
+
+def start_header():
+    """Starts making, in the background, the precompiled header most modules
+    will use (that of an elementwise op), unless it exists: while the
+    expressions are built and optimised, before the first module needs it."""
+    global _background
+    x = theano.tensor.fvector()
+    fgraph = FunctionGraph([x], [x * 2])
+    group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
+    if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
+        return
+    if _background is None:
+        _background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    header(group, _background)
+
+
+def missing_modules(order):
+    """The modules Theano will compile for these nodes, in their order: the
+    nodes whose key the compile cache does not hold (as make_c_thunk and
+    cthunk_factory would build and look them up)."""
+    cache = get_module_cache()
+    found = {}
+    for node in order:
+        try:
+            node.op.prepare_node(node, None, None, "c")
+            cl = CLinker().accept(FunctionGraph(node.inputs, node.outputs), no_recycling=[])
+            key = cl.cmodule_key()
+            if key is None or key in cache.entry_from_key:
+                continue
+            if cmodule.get_module_hash(cl.get_src_code(), key) in cache.module_hash_to_key_data:
+                continue
+            module = Module(cl)
+        except Exception:  # no C code, or anything else: Theano decides, as always
+            continue
+        found.setdefault(Module.signature(module.args), module)
+    return list(found.values())
+
+
+@contextlib.contextmanager
+def prebuilt(order):
+    """Builds the missing modules of these nodes in parallel, and has
+    compile_str take them, while the block runs."""
+    if not theano.config.cxx:
+        yield
+        return
+    modules = missing_modules(order)
+    if len(modules) < 2:
+        yield
+        return
+    work = tempfile.mkdtemp(prefix="lasagne_mnist_port-build-")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus())
+    groups = collections.Counter(m.header_group() for m in modules)
+    headers = {group: header(group, pool) for group, n in groups.items() if group is not None and (
+        n >= PCH_MIN_MODULES or (theano.config.compiledir, group) in _headers
+        or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")))}
+
+    def build(module, location):
+        args = dict(module.args)
+        header = headers.get(module.header_group())
+        # The precompiled header if it is ready; g++ parses the headers itself if not.
+        if header is not None and header.done() and not header.exception() and header.result():
+            args["include_dirs"] = [header.result()] + list(args["include_dirs"])
+        module.compiler.compile_str(location=location, py_module=False, **args)
+        return location
+
+    # Longest first: those without a precompiled header, then by size.
+    modules.sort(key=lambda m: (m.header_group() in headers, -len(m.args["src_code"])))
+    built = {}
+    for i, module in enumerate(modules):
+        location = os.path.join(work, str(i))
+        os.mkdir(location)
+        module.future = pool.submit(build, module, location)
+        built[Module.signature(module.args)] = module
+
+    original = cmodule.GCC_compiler.compile_str
+
+    def compile_str(module_name, src_code, location=None, include_dirs=None, lib_dirs=None,
+                    libs=None, preargs=None, py_module=True, hide_symbols=True):
+        args = dict(module_name=module_name, src_code=src_code, include_dirs=include_dirs or [],
+                    lib_dirs=lib_dirs or [], libs=libs or [], preargs=preargs or [])
+        module = built.get(Module.signature(args))
+        if module is not None and py_module and hide_symbols and location:
+            try:
+                done = module.future.result()
+            except Exception:
+                done = None  # Theano compiles it and reports the error itself
+            if done:
+                for name in os.listdir(done):
+                    shutil.copy2(os.path.join(done, name), os.path.join(location, name))
+                open(os.path.join(location, "__init__.py"), "w").close()
+                return cmodule.dlimport(os.path.join(
+                    location, "%s.%s" % (module_name, cmodule.get_lib_extension())))
+        return original(module_name, src_code, location=location, include_dirs=include_dirs,
+                        lib_dirs=lib_dirs, libs=libs, preargs=preargs, py_module=py_module,
+                        hide_symbols=hide_symbols)
+
+    cmodule.GCC_compiler.compile_str = staticmethod(compile_str)
+    try:
+        yield
+    finally:
+        cmodule.GCC_compiler.compile_str = staticmethod(original)
+        pool.shutdown(wait=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class ParallelCompileLinker(VM_Linker):
+    """Theano's VM linker, building the function's C modules in parallel first."""
+
+    def make_all(self, *args, **kwargs):
+        with prebuilt(self.schedule(self.fgraph)):
+            return VM_Linker.make_all(self, *args, **kwargs)
+
+
+def linker(default):
+    """A ParallelCompileLinker with the settings of `default` (the mode's
+    linker), or `default` itself when it is not a VM linker with C thunks."""
+    if type(default) is not VM_Linker or not default.c_thunks or not theano.config.cxx:
+        return default
+    start_header()
+    return ParallelCompileLinker(
+        allow_gc=default.allow_gc, use_cloop=default.use_cloop, callback=default.callback,
+        callback_input=default.callback_input, lazy=default.lazy,
+        schedule=getattr(default, "schedule", None) if "schedule" in vars(default) else None,
+        c_thunks=default.c_thunks, allow_partial_eval=default.allow_partial_eval)
