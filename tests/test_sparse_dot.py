@@ -98,7 +98,7 @@ def test_inf_and_nan_propagate_as_in_the_gemm(products, mnist, bad):
 @given(m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 150),
        density=st.sampled_from([0.0, 0.05, 0.2, 0.45]), seed=st.integers(0, 2 ** 31 - 1))
 def test_any_shape_within_rounding(products, m, k, n, density, seed):
-    """Edges of the 6-row blocks, 16-column tiles and 64-column panels, and
+    """Edges of the 6-row blocks, 16- or 32-column tiles and 64-column panels, and
     all-zero data (the result is then exactly zero)."""
     W, fast, plain = products
     rng = np.random.RandomState(seed)

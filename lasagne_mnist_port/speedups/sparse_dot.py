@@ -8,17 +8,20 @@ B k x n, float32) but only over the columns of L that are non-zero:
 
 * L is cut into blocks of 6 rows; for each block, the columns t where any of
   the 6 rows is non-zero are listed with their 6 values (for MNIST, 43 % of the
-  columns of a block of 6 images, 33 % of a block of 6 pixels for X.T).
-* B is copied into aligned panels of 64 columns. Each 6 x 16 tile of the
-  output is then a sum over the listed columns, one broadcast value of L times
-  two 8-float vectors of B, in 12 vector accumulators: a small dense GEMM
-  kernel over a shortened inner dimension.
-* Work is split over threads, by blocks when listing and by panels when
-  multiplying: as many threads as OpenBLAS would use (OPENBLAS_NUM_THREADS,
+  columns of a block of 6 images, 34 % of a block of 6 pixels for X.T).
+* Each tile of the output, 6 rows x 2 vectors (2 x 16 columns where the CPU
+  has AVX-512, 2 x 8 with AVX2), is then a sum over the block's listed
+  columns t of one broadcast value of L times two vectors of B's row t, in
+  12 vector accumulators: a small dense GEMM kernel over a shortened inner
+  dimension, reading B in place, 64 columns at a time for all blocks so that
+  those rows of B stay in the core's cache.
+* The blocks are split over threads, each listing and multiplying its own
+  (they write different rows of the output: no waiting on each other), as
+  many threads as OpenBLAS would use (OPENBLAS_NUM_THREADS,
   GOTO_NUM_THREADS or OMP_NUM_THREADS, at most the CPUs this process may run
   on).
-* When more than half of L is non-zero, or the listed columns are more than
-  half of all (dense data, or weights: nothing to skip), when B holds an inf or a NaN (the GEMM's 0 * inf = NaN must not be
+* When more than half of L is non-zero (dense data, or weights: nothing to
+  skip), when B holds an inf or a NaN (the GEMM's 0 * inf = NaN must not be
   skipped), or on anything it does not handle (other dtypes, B without unit
   column stride, an empty dimension, no memory), the op runs Theano's own
   Dot22 code instead: the BLAS GEMM.
@@ -42,9 +45,9 @@ from theano.tensor.blas import Dot22
 
 __all__ = ["ZeroSkippingDot22", "zero_skipping_dot22", "is_data"]
 
-# The C side. R (rows per block) and the 6 x 16 tile are fixed in the kernel;
-# PW (panel width) keeps a panel of B for the 784 rows of W1 at 200 KB, within
-# a core's L2 cache.
+# The C side. R (rows per block) and the tile are fixed in the kernel; PW
+# (panel width) keeps the part of B one pass reads, 64 columns of W1's 784
+# rows (200 KB), within a core's L2 cache.
 SUPPORT_CODE = r"""
 #include <pthread.h>
 #include <sched.h>
@@ -53,23 +56,28 @@ SUPPORT_CODE = r"""
 
 #define ZSD_R 6
 #define ZSD_PW 64
-typedef float zsd_v8 __attribute__((vector_size(32)));                 /* aligned */
-typedef float zsd_v8u __attribute__((vector_size(32), aligned(4)));    /* unaligned */
+/* A tile of the output is 6 rows x two vectors: 2 x 16 floats where the
+   compiler may use AVX-512 (-march of this CPU), 2 x 8 (AVX2) elsewhere. */
+#if defined(__AVX512F__)
+#define ZSD_VW 16
+#else
+#define ZSD_VW 8
+#endif
+#define ZSD_TW (2 * ZSD_VW)
+#define ZSD_AHEAD 8
+typedef float zsd_v __attribute__((vector_size(ZSD_VW * 4), aligned(4)));  /* unaligned */
 
 typedef struct {
     const float *L; long sr, sc;   /* m x k, strides in elements */
     int m, k;
     const float *B; long ldb;      /* k x n, unit column stride */
     int n;
+    const float *last;             /* B's last row, zero-padded to n + ZSD_TW */
     float *out; long ldo;          /* m x n, unit column stride */
     int *idx; float *val; int *cnt;  /* per block b: listed columns, their values, count */
-    float *Bp;                     /* packed panels: panel p is k rows x ZSD_PW */
     int part, parts;
-    int nonfinite;                 /* set by this part's packing: B has an inf or NaN */
+    int nonfinite;                 /* this part's rows of B hold an inf or a NaN */
 } zsd_job;
-
-static int zsd_nblocks(const zsd_job *j) { return (j->m + ZSD_R - 1) / ZSD_R; }
-static int zsd_npanels(const zsd_job *j) { return (j->n + ZSD_PW - 1) / ZSD_PW; }
 
 /* List the columns t of block b (rows 6b .. 6b+5) where a row is non-zero. */
 static void zsd_list(const zsd_job *j, int b) {
@@ -108,77 +116,70 @@ static void zsd_list(const zsd_job *j, int b) {
     j->cnt[b] = c;
 }
 
-/* Copy columns 64p .. 64p+63 of B into panel p, zero-padded to 64. Returns
-   whether they hold an inf or a NaN: 0 * inf is NaN in the dense product,
-   and skipping the zeros would drop it, so then the GEMM runs instead. */
-static int zsd_pack(const zsd_job *j, int p) {
-    const int c0 = p * ZSD_PW, w = j->n - c0 < ZSD_PW ? j->n - c0 : ZSD_PW;
-    float *d = j->Bp + (long)p * j->k * ZSD_PW;
-    unsigned int nonfinite = 0;  /* exponent bits all 1: inf or NaN */
-    for (int t = 0; t < j->k; ++t) {
-        const float *src = j->B + t * j->ldb + c0;
-        float *dst = d + (long)t * ZSD_PW;
-        for (int i = 0; i < w; ++i) {
+/* Whether rows t0 .. t1-1 of B hold an inf or a NaN (exponent bits all 1):
+   0 * inf is NaN in the dense product, and skipping the zeros would drop
+   it, so then the GEMM runs instead. */
+static int zsd_nonfinite(const zsd_job *j, int t0, int t1) {
+    unsigned int bad = 0;
+    for (int t = t0; t < t1; ++t) {
+        const float *row = j->B + t * j->ldb;
+        for (int i = 0; i < j->n; ++i) {
             unsigned int bits;
-            memcpy(&bits, src + i, sizeof bits);
-            dst[i] = src[i];
-            nonfinite |= (bits & 0x7f800000u) == 0x7f800000u;
+            memcpy(&bits, row + i, sizeof bits);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;
         }
-        if (w < ZSD_PW)
-            memset(dst + w, 0, (ZSD_PW - w) * sizeof(float));
     }
-    return nonfinite != 0;
+    return bad != 0;
 }
 
-/* All output rows, columns of panel p. */
-static void zsd_panel(const zsd_job *j, int p) {
-    const int c0 = p * ZSD_PW, w = j->n - c0 < ZSD_PW ? j->n - c0 : ZSD_PW;
-    const float *Bp = j->Bp + (long)p * j->k * ZSD_PW;
-    for (int b = 0, nb = zsd_nblocks(j); b < nb; ++b) {
-        const int r0 = b * ZSD_R, rows = j->m - r0 < ZSD_R ? j->m - r0 : ZSD_R, c = j->cnt[b];
-        const int *idx = j->idx + (long)b * j->k;
-        const float *val = j->val + (long)b * j->k * ZSD_R;
-        for (int jj = 0; jj < w; jj += 16) {
-            zsd_v8 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0},
-                   a30 = {0}, a31 = {0}, a40 = {0}, a41 = {0}, a50 = {0}, a51 = {0};
-            for (int t = 0; t < c; ++t) {
-                const float *bp = Bp + (long)idx[t] * ZSD_PW + jj;
-                const zsd_v8 b0 = *(const zsd_v8 *)bp, b1 = *(const zsd_v8 *)(bp + 8);
-                const float *v = val + (long)t * ZSD_R;
-                a00 += v[0] * b0; a01 += v[0] * b1; a10 += v[1] * b0; a11 += v[1] * b1;
-                a20 += v[2] * b0; a21 += v[2] * b1; a30 += v[3] * b0; a31 += v[3] * b1;
-                a40 += v[4] * b0; a41 += v[4] * b1; a50 += v[5] * b0; a51 += v[5] * b1;
-            }
-            const zsd_v8 acc[ZSD_R][2] = {{a00, a01}, {a10, a11}, {a20, a21},
-                                          {a30, a31}, {a40, a41}, {a50, a51}};
-            const int ww = w - jj < 16 ? w - jj : 16;
-            for (int r = 0; r < rows; ++r) {
-                float *o = j->out + (r0 + r) * j->ldo + c0 + jj;
-                if (ww == 16) {
-                    *(zsd_v8u *)o = acc[r][0];
-                    *(zsd_v8u *)(o + 8) = acc[r][1];
-                } else {
-                    memcpy(o, &acc[r][0], ww * sizeof(float));
-                }
-            }
+/* Rows of block b, columns c0 .. c0+w-1 (at most one tile), read straight
+   from B. A tile reads whole vectors of B's rows: past column n it reads
+   the next row (ignored lanes), except on B's last row, read from `last`. */
+static void zsd_tile(const zsd_job *j, int b, int c0, int w) {
+    const int r0 = b * ZSD_R, rows = j->m - r0 < ZSD_R ? j->m - r0 : ZSD_R, c = j->cnt[b];
+    const int *idx = j->idx + (long)b * j->k;
+    const float *val = j->val + (long)b * j->k * ZSD_R;
+    const float *B = j->B + c0, *last = j->last + c0;
+    const long ldb = j->ldb;
+    const int lastrow = w < ZSD_TW ? j->k - 1 : -1;
+    zsd_v a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0},
+          a30 = {0}, a31 = {0}, a40 = {0}, a41 = {0}, a50 = {0}, a51 = {0};
+    for (int t = 0; t < c; ++t) {
+        const float *bp = idx[t] == lastrow ? last : B + idx[t] * ldb;
+        __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb);
+        __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb + ZSD_TW - 1);
+        const zsd_v b0 = *(const zsd_v *)bp, b1 = *(const zsd_v *)(bp + ZSD_VW);
+        const float *v = val + (long)t * ZSD_R;
+        a00 += v[0] * b0; a01 += v[0] * b1; a10 += v[1] * b0; a11 += v[1] * b1;
+        a20 += v[2] * b0; a21 += v[2] * b1; a30 += v[3] * b0; a31 += v[3] * b1;
+        a40 += v[4] * b0; a41 += v[4] * b1; a50 += v[5] * b0; a51 += v[5] * b1;
+    }
+    const zsd_v acc[ZSD_R][2] = {{a00, a01}, {a10, a11}, {a20, a21},
+                                 {a30, a31}, {a40, a41}, {a50, a51}};
+    for (int r = 0; r < rows; ++r) {
+        float *o = j->out + (r0 + r) * j->ldo + c0;
+        if (w == ZSD_TW) {
+            *(zsd_v *)o = acc[r][0];
+            *(zsd_v *)(o + ZSD_VW) = acc[r][1];
+        } else {
+            memcpy(o, &acc[r][0], w * sizeof(float));
         }
     }
 }
 
-/* Thread `part` of `parts`: its share of blocks and panels. */
-static void *zsd_phase1(void *arg) {
+/* Thread `part` of `parts`: its share of B's rows checked, then its share
+   of the blocks listed and multiplied, a panel of B's columns at a time
+   (no barrier: the parts write disjoint rows of the output). */
+static void *zsd_part(void *arg) {
     zsd_job *j = (zsd_job *)arg;
-    const int nb = zsd_nblocks(j), np = zsd_npanels(j);
-    for (int b = nb * j->part / j->parts; b < nb * (j->part + 1) / j->parts; ++b) zsd_list(j, b);
-    for (int p = np * j->part / j->parts; p < np * (j->part + 1) / j->parts; ++p)
-        j->nonfinite |= zsd_pack(j, p);
-    return NULL;
-}
-
-static void *zsd_phase2(void *arg) {
-    const zsd_job *j = (const zsd_job *)arg;
-    const int np = zsd_npanels(j);
-    for (int p = np * j->part / j->parts; p < np * (j->part + 1) / j->parts; ++p) zsd_panel(j, p);
+    const int nb = (j->m + ZSD_R - 1) / ZSD_R;
+    const int b0 = nb * j->part / j->parts, b1 = nb * (j->part + 1) / j->parts;
+    j->nonfinite = zsd_nonfinite(j, j->k * j->part / j->parts, j->k * (j->part + 1) / j->parts);
+    for (int b = b0; b < b1; ++b) zsd_list(j, b);
+    for (int p0 = 0; p0 < j->n; p0 += ZSD_PW)
+        for (int b = b0; b < b1; ++b)
+            for (int c0 = p0; c0 < p0 + ZSD_PW && c0 < j->n; c0 += ZSD_TW)
+                zsd_tile(j, b, c0, j->n - c0 < ZSD_TW ? j->n - c0 : ZSD_TW);
     return NULL;
 }
 
@@ -216,12 +217,12 @@ static int zsd_threads(void) {
     return n;
 }
 
-/* out = L . B, skipping L's zeros. Returns 0 (and writes nothing) when the
-   dense GEMM should run instead. */
+/* out = L . B, skipping L's zeros. Returns 0 when the dense GEMM should
+   run instead (out may then hold anything: the GEMM overwrites it). */
 static int zsd_dot(const float *L, long sr, long sc, int m, int k,
                    const float *B, long ldb, int n, float *out, long ldo) {
     zsd_job base;
-    const int nb = (m + ZSD_R - 1) / ZSD_R, np = (n + ZSD_PW - 1) / ZSD_PW;
+    const int nb = (m + ZSD_R - 1) / ZSD_R;
     /* Mostly non-zero (weights, not data): the GEMM, before any listing. */
     long nonzero = 0;
     if (labs(sc) <= labs(sr)) {  /* in memory order */
@@ -233,36 +234,31 @@ static int zsd_dot(const float *L, long sr, long sc, int m, int k,
     }
     if (2 * nonzero > (long)m * k) return 0;
     int parts = zsd_threads();
-    if (parts > np) parts = np;
     if (parts > nb) parts = nb;
     if (parts < 1) parts = 1;
     base.L = L; base.sr = sr; base.sc = sc; base.m = m; base.k = k;
     base.B = B; base.ldb = ldb; base.n = n; base.out = out; base.ldo = ldo;
-    base.idx = (int *)malloc(sizeof(int) * ((size_t)nb * k + 1));
+    base.idx = (int *)malloc(sizeof(int) * ((size_t)nb * k + ZSD_AHEAD));  /* + prefetched */
     base.val = (float *)malloc(sizeof(float) * ((size_t)nb * k * ZSD_R + 1));
     base.cnt = (int *)malloc(sizeof(int) * (size_t)nb);
-    base.Bp = NULL;
-    int ok = base.idx && base.val && base.cnt &&
-             posix_memalign((void **)&base.Bp, 64, sizeof(float) * (size_t)np * k * ZSD_PW) == 0;
+    float *last = (float *)calloc((size_t)n + ZSD_TW, sizeof(float));
+    base.last = last;
+    int ok = base.idx && base.val && base.cnt && last;
     if (ok) {
         zsd_job jobs[64];
+        memcpy(last, B + (long)(k - 1) * ldb, sizeof(float) * (size_t)n);
         for (int i = 0; i < parts; ++i) {
             jobs[i] = base;
             jobs[i].part = i;
             jobs[i].parts = parts;
-            jobs[i].nonfinite = 0;
         }
-        zsd_run(zsd_phase1, jobs, parts);
-        long listed = 0;
-        for (int b = 0; b < nb; ++b) listed += base.cnt[b];
-        ok = 2 * listed <= (long)nb * k;  /* more than half listed: the GEMM is faster */
+        zsd_run(zsd_part, jobs, parts);
         for (int i = 0; i < parts; ++i) ok = ok && !jobs[i].nonfinite;
-        if (ok) zsd_run(zsd_phase2, jobs, parts);
     }
     free(base.idx);
     free(base.val);
     free(base.cnt);
-    free(base.Bp);
+    free(last);
     return ok;
 }
 """
@@ -322,7 +318,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (4,) + dense if dense else dense
+        return (6,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()
