@@ -318,8 +318,8 @@ def main(argv=None):
                     help="leave OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as they are")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"),
                     help="where the table goes (default bench/results.md; '' for none)")
-    ap.add_argument("--first-runs", type=int, default=2,
-                    help="rounds of the first-run measurement, cold then warm (default 2; 0: none)")
+    ap.add_argument("--first-runs", type=int, default=3,
+                    help="rounds of the first-run measurement, cold then warm (default 3; 0: none)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     args = ap.parse_args(argv)
     sides = [s for s in args.only.split(",") if s]

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 
 import theano
+import theano.tensor.blas
 from theano.gof import cmodule
 from theano.gof.cc import CLinker, get_module_cache
 from theano.gof.fg import FunctionGraph
@@ -59,8 +60,9 @@ class Module(object):
 
     def __init__(self, cl):
         mod = cl.get_dynamic_module()
+        src_code = mod.code()  # sets mod.code_hash, the module's name
         self.compiler = cl.c_compiler()
-        self.args = dict(module_name=mod.code_hash, src_code=mod.code(),
+        self.args = dict(module_name=mod.code_hash, src_code=src_code,
                          include_dirs=cl.header_dirs(), lib_dirs=cl.lib_dirs(),
                          libs=cl.libraries(), preargs=cl.compile_args())
         # The #include lines the source starts with (DynamicModule.code
@@ -145,18 +147,20 @@ def header(group, pool):
 
 
 def start_header():
-    """Starts making, in the background, the precompiled header most modules
-    will use (that of an elementwise op), unless it exists: while the
-    expressions are built and optimised, before the first module needs it."""
+    """Starts making, in the background, the precompiled headers most modules
+    will use, unless they exist: that of an elementwise op and that of a
+    BLAS product (other options), while the expressions are built and
+    optimised, before the first module needs them."""
     global _background
-    x = theano.tensor.fvector()
-    fgraph = FunctionGraph([x], [x * 2])
-    group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
-    if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
-        return
-    if _background is None:
-        _background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    header(group, _background)
+    x = theano.tensor.fmatrix()
+    for output in (x * 2, theano.tensor.blas.Dot22()(x, x)):
+        fgraph = FunctionGraph([x], [output])
+        group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
+        if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
+            continue
+        if _background is None:
+            _background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        header(group, _background)
 
 
 def missing_modules(order):
@@ -208,8 +212,12 @@ def prebuilt(order):
         module.compiler.compile_str(location=location, py_module=False, **args)
         return location
 
-    # Longest first: those without a precompiled header, then by size.
-    modules.sort(key=lambda m: (m.header_group() in headers, -len(m.args["src_code"])))
+    # Longest first: those without a precompiled header, then those whose
+    # header is ready, then those whose header is still being made; by size.
+    def order(m):
+        h = headers.get(m.header_group())
+        return (0 if h is None else 1 if h.done() else 2), -len(m.args["src_code"])
+    modules.sort(key=order)
     built = {}
     for i, module in enumerate(modules):
         location = os.path.join(work, str(i))

@@ -1,0 +1,129 @@
+"""parallel_compile: a function's C modules built side by side, with a
+precompiled header, into Theano's own cache under Theano's own keys."""
+import json
+import os
+import subprocess
+import sys
+
+import theano
+from theano.gof.vm import VM_Linker
+
+from conftest import ROOT
+from lasagne_mnist_port.speedups import parallel_compile
+
+# Runs in a child process with an empty compile directory: every module is new.
+CHILD = r"""
+import glob, json, os, tempfile
+import numpy as np
+import theano, theano.tensor as T
+from theano.gof import cmodule
+from theano.gof.cc import CLinker
+from theano.gof.fg import FunctionGraph
+from lasagne_mnist_port.speedups import parallel_compile
+
+calls = []
+compile_str = cmodule.GCC_compiler.compile_str
+
+def counted(module_name, src_code, **kwargs):
+    calls.append([module_name, kwargs.get("py_module", True)])
+    return compile_str(module_name, src_code, **kwargs)
+
+cmodule.GCC_compiler.compile_str = staticmethod(counted)
+make_all = parallel_compile.ParallelCompileLinker.make_all
+
+def marked(self, *args, **kwargs):  # where the linker's work starts
+    calls.append(["make_all", None])
+    return make_all(self, *args, **kwargs)
+
+parallel_compile.ParallelCompileLinker.make_all = marked
+stock = theano.compile.get_default_mode()
+mode = theano.compile.Mode(linker=parallel_compile.linker(stock.linker),
+                           optimizer=stock.provided_optimizer)
+x, y = T.fmatrices("x", "y")
+outputs = [T.tanh(x * y) + 3, (x - 2 * y).sum(axis=0), T.dot(x, y.T), T.nlinalg.matrix_inverse(x)]
+f = theano.function([x, y], outputs, mode=mode)
+during = list(calls)
+del calls[:]
+g = theano.function([x, y], outputs)  # stock: finds the same modules
+after_stock = list(calls)
+a, b = np.random.RandomState(0).rand(2, 4, 4).astype("float32") + np.eye(4, dtype="float32")
+same = all(np.array_equal(u, v) for u, v in zip(f(a, b), g(a, b)))
+
+# The C modules of the function's nodes, by name.
+def module(node):
+    fgraph = FunctionGraph(node.inputs, node.outputs)
+    return parallel_compile.Module(CLinker().accept(fgraph, no_recycling=[]))
+names = []
+for node in f.maker.fgraph.toposort():
+    try:
+        names.append(module(node).args["module_name"])
+    except (NotImplementedError, theano.gof.utils.MethodNotDefined):  # no C code
+        names.append(None)
+
+# The precompiled header, and g++ accepting it for a module of the group.
+headers = glob.glob(os.path.join(theano.config.compiledir, "lasagne_mnist_port-pch", "*",
+                                 "Python.h.gch"))
+elemwise = module([n for n in f.maker.fgraph.toposort() if "Elemwise" in str(n.op)][0])
+args = dict(elemwise.args, include_dirs=[parallel_compile.header_dir(elemwise.header_group())]
+            + elemwise.args["include_dirs"], preargs=elemwise.args["preargs"] + ["-Werror=invalid-pch"])
+elemwise.compiler.compile_str(location=tempfile.mkdtemp(), py_module=False, **args)
+
+# C code that does not compile: the same error as without the linker.
+class Broken(theano.gof.Op):
+    __props__ = ()
+    def make_node(self, v):
+        return theano.gof.Apply(self, [v], [v.type()])
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0]
+    def c_code(self, node, name, inputs, outputs, sub):
+        return "this is not C;"
+    def c_code_cache_version(self):
+        return (1,)
+errors = []
+for m in (mode, None):
+    try:
+        theano.function([x], [Broken()(x) * 5, T.exp(x) * 7], mode=m)
+        errors.append("")
+    except Exception as e:
+        errors.append("%s: %s" % (type(e).__name__, "Compilation failed" in str(e)))
+restored = cmodule.GCC_compiler.compile_str is counted
+print(json.dumps(dict(names=names, restored=restored, during=during, after_stock=after_stock, same=same, headers=headers,
+                      magic=[open(h, "rb").read(4).decode("latin-1") for h in headers],
+                      errors=errors)))
+"""
+
+
+def test_modules_built_in_parallel_into_theanos_cache(tmp_path):
+    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    start = r["during"].index(["make_all", None])
+    before = [name for name, _ in r["during"][:start]]  # Theano's optimizer folding constants
+    built = [name for name, py_module in r["during"][start:] if not py_module]
+    theano_compiled = [name for name, py_module in r["during"][start:] if py_module]
+    # Every C module of the function's nodes that the optimizer had not
+    # compiled already was built ahead, none by Theano while making thunks.
+    # The matrix inverse has no C code: Python's perform, as in stock Theano.
+    modules = set(name for name in r["names"] if name) - set(before)
+    assert len(modules) >= 3 and r["names"].count(None) == 1
+    assert modules <= set(built) and theano_compiled == []
+    # A stock compile of the same graph finds them all in the cache.
+    assert r["after_stock"] == [] and r["same"]
+    # One precompiled header, a real one, that g++ accepts (-Werror=invalid-pch).
+    assert len(r["headers"]) == 1 and r["magic"] == ["gpch"]
+    # C code that does not compile fails the same way with or without it.
+    assert r["errors"] == ["Exception: True", "Exception: True"] and r["restored"]
+
+
+def test_only_the_speedups_mode_gets_it():
+    """The default mode keeps Theano's linker; a mode that is not a VM with C
+    thunks keeps its own."""
+    default = theano.compile.get_default_mode()
+    assert type(default.linker) is VM_Linker
+    assert type(parallel_compile.linker(default.linker)) is parallel_compile.ParallelCompileLinker
+    python = theano.compile.Mode(linker="py").linker
+    assert parallel_compile.linker(python) is python
+    no_c = VM_Linker(c_thunks=False)
+    assert parallel_compile.linker(no_c) is no_c
