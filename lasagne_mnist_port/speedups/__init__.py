@@ -34,8 +34,8 @@ from .. import compat
 from . import column_sum, fused_rmsprop, inline_constants, sparse_dot  # noqa: F401 (rewrites)
 from . import dropout_rng, parallel_compile
 
-# The rewrites of 3 to 6, by the names they are registered under in optdb.
-EVERYWHERE = ("inline_broadcast_constants",)
+# The rewrites of 3 to 7, by the names they are registered under in optdb.
+EVERYWHERE = ("inline_broadcast_constants", "fold_data_movement")
 CPU_ONLY = ("fused_rmsprop", "column_sum")
 
 # OPENBLAS_THREAD_TIMEOUT is a power of 2 of CPU cycles; up to 2**10 (a

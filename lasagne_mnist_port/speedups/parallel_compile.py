@@ -18,8 +18,15 @@ it would run g++ on a module, compile_str takes the one already built from
 the same source and arguments. Keys, cache entries and the module files are
 Theano's own; a later stock compile of the same op finds them.
 
+And one compile less or two: Theano folds an op whose inputs are all
+constants by running it once, through a C module compiled for it unless the
+op asks for its Python code (Elemwise does, on scalars). For the ops that
+only move data (DimShuffle, ScalarFromTensor: broadcasting a constant, taking
+its scalar), fold_data_movement runs their Python code instead, as Elemwise
+asks: the same array, and no g++ before the functions' own modules.
+
 Numerically nothing changes: the same source, compiled with the same
-arguments. A precompiled header stands for the exact #include lines the
+arguments, and constants folded to the same arrays. A precompiled header stands for the exact #include lines the
 module starts with, and g++ checks that it was made with the same options
 and macros, or parses the headers itself. Any failure here (an op without C
 code, a compile error) leaves that module to Theano, which compiles it and
@@ -38,9 +45,13 @@ import theano.tensor.blas
 from theano.gof import cmodule
 from theano.gof.cc import CLinker, get_module_cache
 from theano.gof.fg import FunctionGraph
+from theano.gof.graph import Constant
+from theano.gof.opt import local_optimizer
 from theano.gof.vm import VM_Linker
+from theano.tensor.basic import ScalarFromTensor
+from theano.tensor.elemwise import DimShuffle
 
-__all__ = ["ParallelCompileLinker", "linker"]
+__all__ = ["ParallelCompileLinker", "linker", "fold_data_movement"]
 
 # A precompiled header is worth making when at least this many modules share
 # it: it costs about two modules' compile time, and then halves each one.
@@ -159,7 +170,7 @@ def start_header():
         if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
             continue
         if _background is None:
-            _background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            _background = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         header(group, _background)
 
 
@@ -206,14 +217,16 @@ def prebuilt(order):
     def build(module, location):
         args = dict(module.args)
         header = headers.get(module.header_group())
-        # The precompiled header if it is ready; g++ parses the headers itself if not.
-        if header is not None and header.done() and not header.exception() and header.result():
+        # With the precompiled header (waiting for it: it halves the compile),
+        # unless it failed: g++ then parses the headers itself.
+        if header is not None and not header.exception() and header.result():
             args["include_dirs"] = [header.result()] + list(args["include_dirs"])
         module.compiler.compile_str(location=location, py_module=False, **args)
         return location
 
-    # Longest first: those without a precompiled header, then those whose
-    # header is ready, then those whose header is still being made; by size.
+    # Longest first: those without a precompiled header (they need not wait
+    # for one), then those whose header is ready, then those whose header is
+    # still being made; by size.
     def order(m):
         h = headers.get(m.header_group())
         return (0 if h is None else 1 if h.done() else 2), -len(m.args["src_code"])
@@ -275,3 +288,33 @@ def linker(default):
         callback_input=default.callback_input, lazy=default.lazy,
         schedule=getattr(default, "schedule", None) if "schedule" in vars(default) else None,
         c_thunks=default.c_thunks, allow_partial_eval=default.allow_partial_eval)
+
+
+DATA_MOVEMENT = (DimShuffle, ScalarFromTensor)
+
+
+@local_optimizer(list(DATA_MOVEMENT))
+def fold_data_movement(node):
+    """Theano's constant_folding, with the op's Python code (impl='py'), for
+    the ops of DATA_MOVEMENT whose inputs are all constants."""
+    if (type(node.op) not in DATA_MOVEMENT or not all(isinstance(i, Constant) for i in node.inputs)
+            or not node.op.do_constant_folding(node)):
+        return False
+    storage_map = {i: [i.data] for i in node.inputs}
+    compute_map = {i: [True] for i in node.inputs}
+    for o in node.outputs:
+        storage_map[o], compute_map[o] = [None], [False]
+    node.op.make_thunk(node, storage_map, compute_map, no_recycling=[], impl="py")()
+    folded = []
+    for o in node.outputs:
+        constant = getattr(o.type, "Constant", Constant)(o.type, storage_map[o][0])
+        theano.gof.opt.copy_stack_trace(o, constant)
+        folded.append(constant)
+    return folded
+
+
+# Where Theano's constant folding is, under this name only: speedups.mode()
+# includes it by that name.
+for _db in ("canonicalize", "stabilize", "specialize", "uncanonicalize"):
+    if "fold_data_movement" not in theano.compile.optdb[_db].__db__:
+        theano.compile.optdb[_db].register("fold_data_movement", fold_data_movement)
