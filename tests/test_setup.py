@@ -3,8 +3,6 @@
 Python 3.11), and the one-line refusals. Fake interpreters answer setup's
 probe; nothing is installed."""
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -199,26 +197,6 @@ def test_a_users_own_compat_and_speedups_are_theirs(tmp_path):
         assert out[:2] == ["compat speedups column_sum", "float32"], result.stdout
         assert out[-1] == "[1]" and "  test accuracy:" in result.stdout
         assert "speed-ups: on" in result.stderr
-
-
-def test_what_setup_compiles_is_what_a_run_needs(tmp_path):
-    """The tutorial command setup runs while pip installs the rest leaves
-    Theano's compile cache with every module a run needs: a run with other
-    epochs, data and seed after it compiles nothing."""
-    line = re.search(r"\.venv/bin/python (feedforward_lasagne_mnist\.py [^>\\]*)", open(SETUP).read())
-    compiledir = tmp_path / "compiledir"
-    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % compiledir)
-
-    def run(args):
-        result = subprocess.run([sys.executable] + args, cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-        return sorted(p.parent.name for p in compiledir.glob("*/key.pkl"))
-
-    modules = run(shlex.split(line.group(1)))
-    assert len(modules) >= 15
-    assert run(["feedforward_lasagne_mnist.py", "--epochs", "2", "--limit", "1000", "--seed", "3",
-                "--no-progress"]) == modules
 
 
 # --- Real setups in a copy of the project (an empty requirements.txt: seconds) ---

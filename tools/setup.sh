@@ -7,8 +7,7 @@
 #      there is none (Debian 13, Ubuntu 24.04), a project-local Python 3.11 in
 #      .python311/, unpacked from Debian 12's own packages;
 #   2. the system packages that Python and Theano need, with apt;
-#   3. .venv from that Python, the pinned requirements.txt (the tutorial's C
-#      code compiling meanwhile), the startup hook.
+#   3. .venv from that Python, the pinned requirements.txt, the startup hook.
 # Before them: one setup at a time (a second one waits), and PYTHONHOME refused.
 # A .venv is never deleted: one that no longer runs is moved aside, one left
 # without its pip by an interrupted setup is finished.
@@ -375,28 +374,7 @@ fi
 
 if ! cmp -s requirements.txt .venv/requirements.installed; then
   say "installing requirements.txt into .venv"
-  # The Theano stack first. Then, while pip installs the rest (the notebook's
-  # and the tests' packages), the tutorial compiles its C code into Theano's
-  # compile cache in the background, on the other core: the first `make run`
-  # then starts with a warm cache, and setup takes about as long as before.
-  stack=$(grep -i -E '^(numpy|scipy|six|theano|lasagne|scipy-openblas32|tqdm)==' requirements.txt || true)
-  warm=
-  if printf '%s\n' "$stack" | grep -qi '^theano=='; then
-    # shellcheck disable=SC2086  # one argument per line of requirements.txt
-    .venv/bin/python -m pip install -q --disable-pip-version-check $stack
-    .venv/bin/python feedforward_lasagne_mnist.py --epochs 1 --limit 500 --no-progress \
-      > .venv/compile.log 2>&1 &
-    warm=$!
-  fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt ||
-    { [ -z "$warm" ] || kill "$warm" 2>/dev/null; die "pip could not install requirements.txt"; }
-  if [ -n "$warm" ]; then
-    if wait "$warm"; then
-      say "compiled the tutorial's C code meanwhile (Theano's compile cache)"
-    else
-      say "could not compile the tutorial's C code ahead (.venv/compile.log): make run will"
-    fi
-  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/requirements.installed
 fi
 
