@@ -16,7 +16,7 @@ import theano
 
 from mnist_loader import MNISTError
 
-from . import atomic_file, compat, gpu_env
+from . import atomic_file, compat, gpu_env, speedups
 from .checkpoints import CheckpointError, save_network
 from .history import plot_history, save_history
 from .images import ImageError, load_image
@@ -168,6 +168,7 @@ def main(tutorial, argv=None):
                 sys.exit(1)
             return
         epochs_before = len(getattr(network, "history", {"epoch": []})["epoch"])
+        speedups.prepare(False if args.no_speedups else None)  # while the data loads
         network = tutorial.run_network(
             num_epochs=args.epochs, network=network, batch_size=args.batch_size,
             learning_rate=args.lr, seed=args.seed,

@@ -60,7 +60,10 @@ for node in f.maker.fgraph.toposort():
     except (NotImplementedError, theano.gof.utils.MethodNotDefined):  # no C code
         names.append(None)
 
-# The precompiled header, and g++ accepting it for a module of the group.
+# The precompiled headers (elementwise ops, BLAS products), and g++
+# accepting one for a module of its group.
+for future in parallel_compile._headers.values():
+    future.result()
 headers = glob.glob(os.path.join(theano.config.compiledir, "lasagne_mnist_port-pch", "*",
                                  "Python.h.gch"))
 elemwise = module([n for n in f.maker.fgraph.toposort() if "Elemwise" in str(n.op)][0])
@@ -111,8 +114,8 @@ def test_modules_built_in_parallel_into_theanos_cache(tmp_path):
     assert modules <= set(built) and theano_compiled == []
     # A stock compile of the same graph finds them all in the cache.
     assert r["after_stock"] == [] and r["same"]
-    # One precompiled header, a real one, that g++ accepts (-Werror=invalid-pch).
-    assert len(r["headers"]) == 1 and r["magic"] == ["gpch"]
+    # Two precompiled headers, real ones, that g++ accepts (-Werror=invalid-pch).
+    assert r["magic"] == ["gpch", "gpch"]
     # C code that does not compile fails the same way with or without it.
     assert r["errors"] == ["Exception: True", "Exception: True"] and r["restored"]
 
@@ -127,3 +130,29 @@ def test_only_the_speedups_mode_gets_it():
     assert parallel_compile.linker(python) is python
     no_c = VM_Linker(c_thunks=False)
     assert parallel_compile.linker(no_c) is no_c
+
+
+PREPARE = r"""
+import glob, json, os
+import theano
+from lasagne_mnist_port import speedups
+from lasagne_mnist_port.speedups import parallel_compile
+speedups.prepare(False)
+off = len(parallel_compile._headers)
+speedups.prepare()
+for future in parallel_compile._headers.values():
+    future.result()
+print(json.dumps([off, len(glob.glob(os.path.join(theano.config.compiledir,
+                                                   "lasagne_mnist_port-pch", "*", "Python.h.gch")))]))
+"""
+
+
+def test_prepare_makes_the_two_headers_ahead(tmp_path):
+    """What the command line starts before loading the data: the precompiled
+    headers of the elementwise ops and of the BLAS products; nothing when the
+    speed-ups are off."""
+    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", PREPARE], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [0, 2]

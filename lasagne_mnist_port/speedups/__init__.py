@@ -105,6 +105,14 @@ def use_fast_dropout(network, fast=True):
             layer._srng = stock
 
 
+def prepare(enabled=None):
+    """Starts, when `wanted(enabled)`, what mode() would start: 7's precompiled
+    headers, made in the background. For a caller that knows it will train
+    (the command line): they are then made while the data loads."""
+    if wanted(enabled):
+        parallel_compile.start_headers()
+
+
 def mode(network, enabled=None):
     """The compile mode of the speed-ups for this network's functions, after
     giving its dropout layers their generator; None (Theano's default mode, and

@@ -157,7 +157,7 @@ def header(group, pool):
     return _headers[key]
 
 
-def start_header():
+def start_headers():
     """Starts making, in the background, the precompiled headers most modules
     will use, unless they exist: that of an elementwise op and that of a
     BLAS product (other options), while the expressions are built and
@@ -282,7 +282,7 @@ def linker(default):
     linker), or `default` itself when it is not a VM linker with C thunks."""
     if type(default) is not VM_Linker or not default.c_thunks or not theano.config.cxx:
         return default
-    start_header()
+    start_headers()
     return ParallelCompileLinker(
         allow_gc=default.allow_gc, use_cloop=default.use_cloop, callback=default.callback,
         callback_input=default.callback_input, lazy=default.lazy,
