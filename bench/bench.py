@@ -401,8 +401,9 @@ def main(argv=None):
         with open(args.out, "w") as f:
             f.write("# Benchmark: the faithful Theano/Lasagne script, its stock code paths, "
                     "PyTorch and JAX\n\n"
-                    "Written by `make bench` (bench/bench.py %s).\n\n" % shown_args(
-                        argv if argv is not None else sys.argv[1:]) + text)
+                    "Written by `make bench` (%s).\n\n" % " ".join(filter(None, [
+                        "bench/bench.py", shown_args(argv if argv is not None else sys.argv[1:])]))
+                    + text)
         print("bench: table written to %s" % os.path.relpath(args.out))
 
 

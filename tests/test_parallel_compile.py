@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import theano
+import theano.tensor as T
+from theano.gof import Constant
 from theano.gof.vm import VM_Linker
 
 from conftest import ROOT
@@ -156,3 +159,25 @@ def test_prepare_makes_the_two_headers_ahead(tmp_path):
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [0, 2]
+
+
+def test_constants_of_data_movement_ops_fold_to_the_same_arrays():
+    """fold_data_movement gives the constants stock constant folding gives
+    (DimShuffle and ScalarFromTensor of constants), through Python code."""
+    c = T.constant(np.arange(12, dtype="float32").reshape(3, 4) / 7)
+    i = T.constant(np.int64(2))
+    for expr, op in ((c.dimshuffle(1, "x", 0), "DimShuffle"),
+                     (T.basic.scalar_from_tensor(i), "ScalarFromTensor")):
+        node = expr.owner
+        assert type(node.op).__name__ == op and all(isinstance(v, Constant) for v in node.inputs)
+        folded, = parallel_compile.fold_data_movement.transform(node)
+        stock, = theano.tensor.opt.constant_folding.transform(node)
+        assert isinstance(folded, Constant) and folded.type == stock.type
+        np.testing.assert_array_equal(np.asarray(folded.data), np.asarray(stock.data))
+    x = T.fmatrix()
+    assert parallel_compile.fold_data_movement.transform((x.T).owner) is False  # not a constant
+    f = theano.function([x], x * c.T, mode=theano.compile.get_default_mode().including(
+        "fold_data_movement"))
+    g = theano.function([x], x * c.T)
+    a = np.random.RandomState(0).rand(4, 3).astype("float32")
+    np.testing.assert_array_equal(f(a), g(a))
