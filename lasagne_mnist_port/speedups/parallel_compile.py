@@ -152,9 +152,17 @@ _background = None
 def header(group, pool):
     """A future of build_header(group), started in pool unless already there."""
     key = (theano.config.compiledir, group)
-    if key not in _headers:
+    if key not in _headers or _headers[key].cancelled():
         _headers[key] = pool.submit(build_header, group)
     return _headers[key]
+
+
+def header_result(future):
+    """The directory a header future gives, or None (failed, cancelled)."""
+    try:
+        return future.result()
+    except Exception:
+        return None
 
 
 def start_headers():
@@ -165,8 +173,11 @@ def start_headers():
     global _background
     x = theano.tensor.fmatrix()
     for output in (x * 2, theano.tensor.blas.Dot22()(x, x)):
-        fgraph = FunctionGraph([x], [output])
-        group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
+        try:
+            fgraph = FunctionGraph([x], [output])
+            group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
+        except Exception:  # e.g. no BLAS to link: nothing to prepare
+            continue
         if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
             continue
         if _background is None:
@@ -207,7 +218,11 @@ def prebuilt(order):
     if len(modules) < 2:
         yield
         return
-    work = tempfile.mkdtemp(prefix="lasagne_mnist_port-build-")
+    try:
+        work = tempfile.mkdtemp(prefix="lasagne_mnist_port-build-")
+    except OSError:  # no temporary directory to build in: Theano, one by one
+        yield
+        return
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus())
     groups = collections.Counter(m.header_group() for m in modules)
     headers = {group: header(group, pool) for group, n in groups.items() if group is not None and (
@@ -219,8 +234,9 @@ def prebuilt(order):
         header = headers.get(module.header_group())
         # With the precompiled header (waiting for it: it halves the compile),
         # unless it failed: g++ then parses the headers itself.
-        if header is not None and not header.exception() and header.result():
-            args["include_dirs"] = [header.result()] + list(args["include_dirs"])
+        directory = header_result(header) if header is not None else None
+        if directory:
+            args["include_dirs"] = [directory] + list(args["include_dirs"])
         module.compiler.compile_str(location=location, py_module=False, **args)
         return location
 
@@ -265,7 +281,9 @@ def prebuilt(order):
         yield
     finally:
         cmodule.GCC_compiler.compile_str = staticmethod(original)
-        pool.shutdown(wait=True)
+        # After an error or a Ctrl-C: the g++ already running finish, the
+        # others do not start.
+        pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
