@@ -1,6 +1,9 @@
 """sparse_dot: products that skip the data's zeros give the dense product's
 result to float32 rounding, fall back to the GEMM on dense data, and are only
 used where the left operand is the data."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import theano
@@ -9,6 +12,7 @@ import lasagne
 from hypothesis import given, settings, strategies as st
 
 import feedforward_lasagne_mnist as flm
+from conftest import ROOT
 from lasagne_mnist_port.speedups import sparse_dot
 
 FLOAT32_EPS = np.finfo(np.float32).eps
@@ -179,3 +183,48 @@ def test_training_steps_match_the_gemm(mnist):
     np.testing.assert_allclose(fast_losses, plain_losses, rtol=0, atol=1e-5)
     for a, b in zip(fast_params, plain_params):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+
+
+# In a child process: a read past B's memory is a crash there, not here.
+GUARDED = r"""
+import ctypes, mmap, sys
+import numpy as np
+import theano, theano.tensor as T
+from lasagne_mnist_port.speedups import sparse_dot
+
+def guarded(rows, n, rng):
+    # float32 (rows, n) whose last byte is followed by a page that cannot be read
+    nbytes, page = rows * n * 4, mmap.PAGESIZE
+    pages = (nbytes + page - 1) // page
+    mm = mmap.mmap(-1, (pages + 1) * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    assert ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + pages * page), page, 0) == 0
+    a = np.frombuffer(mm, np.float32, rows * n, pages * page - nbytes).reshape(rows, n)
+    a[...] = rng.rand(rows, n)
+    return a, mm
+
+mode = theano.compile.get_default_mode().excluding("local_dot22_to_dot22scalar").including(
+    "zero_skipping_dot22")
+x, y = T.fmatrices("x", "y")
+f = theano.function([x, y], T.dot(x, y), mode=mode)
+assert any(isinstance(n.op, sparse_dot.ZeroSkippingDot22) for n in f.maker.fgraph.toposort())
+rng = np.random.RandomState(0)
+k = 40
+L = (rng.rand(12, k) * (rng.rand(12, k) < 0.2)).astype(np.float32)
+for n in (1, 5, 15, 17, 31, 40):
+    P, _ = guarded(k, n, rng)
+    one, _ = guarded(1, n, rng)
+    for B in (P, P[::-1], np.lib.stride_tricks.as_strided(one, (k, n), (0, 4))):
+        err = np.abs(f(L, B) - L.astype(np.float64) @ B.astype(np.float64)).max()
+        assert err < 1e-5, (n, B.strides, err)
+print("ok")
+"""
+
+
+def test_reads_nothing_past_B():
+    """B right before an unreadable page, with few columns (a partial tile
+    only), rows in reverse (row 0 last in memory) and one row repeated
+    (stride 0): the product reads only B's own bytes."""
+    p = subprocess.run([sys.executable, "-c", GUARDED], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", (p.returncode, p.stderr[-2000:])

@@ -72,7 +72,7 @@ typedef struct {
     int m, k;
     const float *B; long ldb;      /* k x n, unit column stride */
     int n;
-    const float *last;             /* B's last row, zero-padded to n + ZSD_TW */
+    const float *tail;             /* B's last, partial tile of columns: k rows x ZSD_TW, zero-padded */
     float *out; long ldo;          /* m x n, unit column stride */
     int *idx; float *val; int *cnt;  /* per block b: listed columns, their values, count */
     int part, parts;
@@ -132,22 +132,23 @@ static int zsd_nonfinite(const zsd_job *j, int t0, int t1) {
     return bad != 0;
 }
 
-/* Rows of block b, columns c0 .. c0+w-1 (at most one tile), read straight
-   from B. A tile reads whole vectors of B's rows: past column n it reads
-   the next row (ignored lanes), except on B's last row, read from `last`. */
+/* Rows of block b, columns c0 .. c0+w-1 (at most one tile), reading B's
+   rows in place; a partial tile (the last, w < ZSD_TW) reads them from
+   `tail`, where they are padded to whole vectors. */
 static void zsd_tile(const zsd_job *j, int b, int c0, int w) {
     const int r0 = b * ZSD_R, rows = j->m - r0 < ZSD_R ? j->m - r0 : ZSD_R, c = j->cnt[b];
     const int *idx = j->idx + (long)b * j->k;
     const float *val = j->val + (long)b * j->k * ZSD_R;
-    const float *B = j->B + c0, *last = j->last + c0;
-    const long ldb = j->ldb;
-    const int lastrow = w < ZSD_TW ? j->k - 1 : -1;
+    const float *B = w < ZSD_TW ? j->tail : j->B + c0;
+    const long ldb = w < ZSD_TW ? ZSD_TW : j->ldb;
     zsd_v a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0},
           a30 = {0}, a31 = {0}, a40 = {0}, a41 = {0}, a50 = {0}, a51 = {0};
     for (int t = 0; t < c; ++t) {
-        const float *bp = idx[t] == lastrow ? last : B + idx[t] * ldb;
-        __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb);
-        __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb + ZSD_TW - 1);
+        const float *bp = B + idx[t] * ldb;
+        if (t + ZSD_AHEAD < c) {  /* a row listed further on, into the cache */
+            __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb);
+            __builtin_prefetch(B + idx[t + ZSD_AHEAD] * ldb + ZSD_TW - 1);
+        }
         const zsd_v b0 = *(const zsd_v *)bp, b1 = *(const zsd_v *)(bp + ZSD_VW);
         const float *v = val + (long)t * ZSD_R;
         a00 += v[0] * b0; a01 += v[0] * b1; a10 += v[1] * b0; a11 += v[1] * b1;
@@ -238,15 +239,17 @@ static int zsd_dot(const float *L, long sr, long sc, int m, int k,
     if (parts < 1) parts = 1;
     base.L = L; base.sr = sr; base.sc = sc; base.m = m; base.k = k;
     base.B = B; base.ldb = ldb; base.n = n; base.out = out; base.ldo = ldo;
-    base.idx = (int *)malloc(sizeof(int) * ((size_t)nb * k + ZSD_AHEAD));  /* + prefetched */
+    base.idx = (int *)malloc(sizeof(int) * ((size_t)nb * k + 1));
     base.val = (float *)malloc(sizeof(float) * ((size_t)nb * k * ZSD_R + 1));
     base.cnt = (int *)malloc(sizeof(int) * (size_t)nb);
-    float *last = (float *)calloc((size_t)n + ZSD_TW, sizeof(float));
-    base.last = last;
-    int ok = base.idx && base.val && base.cnt && last;
+    const int c0 = n / ZSD_TW * ZSD_TW, w = n - c0;  /* the partial tile, if any */
+    float *tail = (float *)calloc((size_t)k * ZSD_TW + 1, sizeof(float));
+    base.tail = tail;
+    int ok = base.idx && base.val && base.cnt && tail;
     if (ok) {
         zsd_job jobs[64];
-        memcpy(last, B + (long)(k - 1) * ldb, sizeof(float) * (size_t)n);
+        for (int t = 0; w > 0 && t < k; ++t)
+            memcpy(tail + (long)t * ZSD_TW, B + t * ldb + c0, sizeof(float) * (size_t)w);
         for (int i = 0; i < parts; ++i) {
             jobs[i] = base;
             jobs[i].part = i;
@@ -258,7 +261,7 @@ static int zsd_dot(const float *L, long sr, long sc, int m, int k,
     free(base.idx);
     free(base.val);
     free(base.cnt);
-    free(last);
+    free(tail);
     return ok;
 }
 """
@@ -318,7 +321,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (6,) + dense if dense else dense
+        return (7,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()
