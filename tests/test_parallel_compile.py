@@ -181,3 +181,38 @@ def test_constants_of_data_movement_ops_fold_to_the_same_arrays():
     g = theano.function([x], x * c.T)
     a = np.random.RandomState(0).rand(4, 3).astype("float32")
     np.testing.assert_array_equal(f(a), g(a))
+
+
+STALE = r"""
+import json, os, sys
+import theano
+from theano.gof.cc import CLinker
+from theano.gof.fg import FunctionGraph
+from lasagne_mnist_port.speedups import parallel_compile as pc
+
+x = theano.tensor.fmatrix()
+compiler, preargs, include_dirs, includes = pc.Module(CLinker().accept(
+    FunctionGraph([x], [x * 2]), no_recycling=[])).header_group()
+fake = os.path.join(sys.argv[1], "numpy", "arrayscalars.h")  # found before numpy's own
+os.makedirs(os.path.dirname(fake))
+open(fake, "w").write("#define ONE_OF_NUMPYS_HEADERS 1\n")
+group = (compiler, preargs, (sys.argv[1],) + include_dirs, includes)
+made = pc.build_header(group)
+before = pc.fresh(made)
+open(fake, "w").write("#define ONE_OF_NUMPYS_HEADERS 2 /* upgraded */\n")
+after = pc.fresh(made)
+again = pc.build_header(group)
+print(json.dumps([made == again, before, after, pc.fresh(again),
+                  [d[0] for d in pc.depends_on(again)].count(fake)]))
+"""
+
+
+def test_a_header_changed_since_is_made_again(tmp_path):
+    """A kept precompiled header whose headers changed (numpy, Python or g++
+    upgraded in place) is stale and made again."""
+    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", STALE, str(tmp_path / "include")], cwd=ROOT,
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [True, True, False, True, 1]

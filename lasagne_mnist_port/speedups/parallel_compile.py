@@ -36,8 +36,11 @@ import collections
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 
 import theano
@@ -114,29 +117,82 @@ def header_dir(group):
     return os.path.join(theano.config.compiledir, PCH_DIR, digest)
 
 
+_cc1plus = []
+
+
+def compiler_program():
+    """The file of g++'s C++ compiler proper (cc1plus), or of g++ itself."""
+    if not _cc1plus:
+        try:
+            path = subprocess.run([theano.config.cxx, "-print-prog-name=cc1plus"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  universal_newlines=True, timeout=60).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            path = ""
+        _cc1plus.append(path if os.path.isabs(path) else shutil.which(theano.config.cxx) or "")
+    return _cc1plus[0]
+
+
+def depends_on(directory):
+    """[path, mtime_ns, size] of each file the precompiled header in directory
+    was made from: the headers g++ read (its Python.h.d, as for `make`) and
+    the compiler itself."""
+    with open(os.path.join(directory, "Python.h.d")) as f:
+        rule = f.read().replace("\\\n", " ")
+    # "target: source header header ...", with spaces and #s in a path escaped
+    # by a backslash; the source (its #include lines) is in the directory's name.
+    deps = [re.sub(r"\\(.)", r"\1", d)
+            for d in re.findall(r"(?:\\.|[^\s\\])+", rule.split(": ", 1)[1])][1:]
+    return [[d, os.stat(d).st_mtime_ns, os.stat(d).st_size] for d in deps + [compiler_program()]]
+
+
+def fresh(directory):
+    """Whether directory holds a Python.h.gch made from the files that are
+    there now, unchanged: after an upgrade of numpy, Python or g++ it is made
+    again (g++ itself checks options and macros, not the headers' contents)."""
+    try:
+        with open(os.path.join(directory, "Python.h.deps")) as f:
+            return os.path.exists(os.path.join(directory, "Python.h.gch")) and \
+                json.load(f) == depends_on(directory)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def build_header(group):
-    """The directory holding group's `Python.h.gch`, made if need be; None
-    when g++ could not make it."""
+    """The directory holding group's fresh `Python.h.gch`, made if need be;
+    None when g++ could not make it."""
     compiler, preargs, include_dirs, includes = group
     final = header_dir(group)
-    if os.path.exists(os.path.join(final, "Python.h.gch")):
+    if fresh(final):
         return final
     root = os.path.dirname(final)
     os.makedirs(root, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".tmp-", dir=root)
     try:
         # Theano's own command line, as for a module, with "-c -x c++-header":
-        # g++ then writes the precompiled header where the .so would go.
+        # g++ then writes the precompiled header where the .so would go, and
+        # the headers it read into Python.h.d.
         compiler.compile_str("Python.h", "".join("#include %s\n" % inc for inc in includes),
                              location=work, include_dirs=list(include_dirs),
-                             preargs=list(preargs) + ["-c", "-x", "c++-header"], py_module=False)
+                             preargs=list(preargs) + ["-c", "-x", "c++-header", "-MD", "-MF",
+                                                      os.path.join(work, "Python.h.d")],
+                             py_module=False)
         os.rename(os.path.join(work, "Python.h." + cmodule.get_lib_extension()),
                   os.path.join(work, "Python.h.gch"))
+        with open(os.path.join(work, "Python.h.deps"), "w") as f:
+            json.dump(depends_on(work), f)
+        if os.path.exists(final):  # stale: out of the way first (a directory at once)
+            stale = tempfile.mkdtemp(prefix=".stale-", dir=root)
+            try:
+                os.rename(final, os.path.join(stale, "old"))
+            except OSError:
+                pass  # another process moved it
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             os.rename(work, final)  # the whole directory at once, or not at all
         except OSError:
             pass  # another process made it first: use theirs
-        return final if os.path.exists(os.path.join(final, "Python.h.gch")) else None
+        return final if fresh(final) else None
     except Exception:
         return None
     finally:
@@ -178,7 +234,7 @@ def start_headers():
             group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
         except Exception:  # e.g. no BLAS to link: nothing to prepare
             continue
-        if group is None or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")):
+        if group is None or fresh(header_dir(group)):
             continue
         if _background is None:
             _background = concurrent.futures.ThreadPoolExecutor(max_workers=2)
@@ -227,7 +283,7 @@ def prebuilt(order):
     groups = collections.Counter(m.header_group() for m in modules)
     headers = {group: header(group, pool) for group, n in groups.items() if group is not None and (
         n >= PCH_MIN_MODULES or (theano.config.compiledir, group) in _headers
-        or os.path.exists(os.path.join(header_dir(group), "Python.h.gch")))}
+        or fresh(header_dir(group)))}
 
     def build(module, location):
         args = dict(module.args)
