@@ -41,7 +41,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 
 import theano
 import theano.tensor.blas
@@ -83,6 +85,7 @@ class Module(object):
         # writes them first): what a precompiled header can stand for.
         self.includes = tuple(i for i in mod.includes if i)
         self.future = None
+        self.report = ""
 
     @staticmethod
     def signature(args):
@@ -263,6 +266,25 @@ def missing_modules(order):
     return list(found.values())
 
 
+class ThreadOutput(object):
+    """sys.stdout while the modules build: what a thread that set
+    `local.kept` to a list writes goes there; everything else goes through."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.local = threading.local()
+
+    def write(self, text):
+        kept = getattr(self.local, "kept", None)
+        if kept is None:
+            return self.stream.write(text)
+        kept.append(text)
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 @contextlib.contextmanager
 def prebuilt(order):
     """Builds the missing modules of these nodes in parallel, and has
@@ -280,21 +302,36 @@ def prebuilt(order):
         yield
         return
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus())
+    output = ThreadOutput(sys.stdout)
     groups = collections.Counter(m.header_group() for m in modules)
     headers = {group: header(group, pool) for group, n in groups.items() if group is not None and (
         n >= PCH_MIN_MODULES or (theano.config.compiledir, group) in _headers
         or fresh(header_dir(group)))}
 
     def build(module, location):
-        args = dict(module.args)
         header = headers.get(module.header_group())
         # With the precompiled header (waiting for it: it halves the compile),
-        # unless it failed: g++ then parses the headers itself.
+        # unless it failed: g++ then parses the headers itself; and again
+        # without it if g++ rejected the module, so that a failure is g++'s
+        # verdict on Theano's own command. What compile_str prints about a
+        # failure is kept, and shown once if Theano asks for the module.
         directory = header_result(header) if header is not None else None
-        if directory:
-            args["include_dirs"] = [directory] + list(args["include_dirs"])
-        module.compiler.compile_str(location=location, py_module=False, **args)
-        return location
+        for include in ([[directory]] if directory else []) + [[]]:
+            args = dict(module.args, include_dirs=include + list(module.args["include_dirs"]))
+            output.local.kept = []
+            try:
+                module.compiler.compile_str(location=location, py_module=False, **args)
+                return location
+            except Exception:
+                if include:  # the attempt with the header: its report file goes
+                    for report in re.findall(r"temporary file: (\S+)", "".join(output.local.kept)):
+                        if os.path.basename(report).startswith("theano_compilation_error_"):
+                            os.unlink(report)
+                    continue
+                module.report = "".join(output.local.kept)
+                raise
+            finally:
+                output.local.kept = None
 
     # Longest first: those without a precompiled header (they need not wait
     # for one), then those whose header is ready, then those whose header is
@@ -303,13 +340,7 @@ def prebuilt(order):
         h = headers.get(m.header_group())
         return (0 if h is None else 1 if h.done() else 2), -len(m.args["src_code"])
     modules.sort(key=order)
-    built = {}
-    for i, module in enumerate(modules):
-        location = os.path.join(work, str(i))
-        os.mkdir(location)
-        module.future = pool.submit(build, module, location)
-        built[Module.signature(module.args)] = module
-
+    built = {Module.signature(m.args): m for m in modules}
     original = cmodule.GCC_compiler.compile_str
 
     def compile_str(module_name, src_code, location=None, include_dirs=None, lib_dirs=None,
@@ -320,8 +351,13 @@ def prebuilt(order):
         if module is not None and py_module and hide_symbols and location:
             try:
                 done = module.future.result()
-            except Exception:
-                done = None  # Theano compiles it and reports the error itself
+            except Exception as e:
+                # g++ rejected Theano's own command: the same error, reported
+                # once. Anything else (a file system error): Theano tries itself.
+                if str(e).startswith("Compilation failed"):
+                    sys.stdout.write(module.report)
+                    raise
+                done = None
             if done:
                 for name in os.listdir(done):
                     shutil.copy2(os.path.join(done, name), os.path.join(location, name))
@@ -332,11 +368,17 @@ def prebuilt(order):
                         lib_dirs=lib_dirs, libs=libs, preargs=preargs, py_module=py_module,
                         hide_symbols=hide_symbols)
 
+    sys.stdout = output
     cmodule.GCC_compiler.compile_str = staticmethod(compile_str)
     try:
+        for i, module in enumerate(modules):
+            location = os.path.join(work, str(i))
+            os.mkdir(location)
+            module.future = pool.submit(build, module, location)
         yield
     finally:
         cmodule.GCC_compiler.compile_str = staticmethod(original)
+        sys.stdout = output.stream
         # After an error or a Ctrl-C: the g++ already running finish, the
         # others do not start.
         pool.shutdown(wait=True, cancel_futures=True)
