@@ -119,8 +119,10 @@ def test_modules_built_in_parallel_into_theanos_cache(tmp_path):
     assert r["after_stock"] == [] and r["same"]
     # Two precompiled headers, real ones, that g++ accepts (-Werror=invalid-pch).
     assert r["magic"] == ["gpch", "gpch"]
-    # C code that does not compile fails the same way with or without it.
+    # C code that does not compile fails the same way with or without it, and
+    # is reported once each time (Theano's "You can find the C code in ...").
     assert r["errors"] == ["Exception: True", "Exception: True"] and r["restored"]
+    assert p.stdout.count("You can find the C code") == 2
 
 
 def test_only_the_speedups_mode_gets_it():
