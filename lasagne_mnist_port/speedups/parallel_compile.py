@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import theano
 import theano.tensor.blas
@@ -170,6 +171,10 @@ def build_header(group):
         return final
     root = os.path.dirname(final)
     os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):  # left by a process that ended while making one
+        path = os.path.join(root, name)
+        if name.startswith((".tmp-", ".stale-")) and time.time() - os.path.getmtime(path) > 3600:
+            shutil.rmtree(path, ignore_errors=True)
     work = tempfile.mkdtemp(prefix=".tmp-", dir=root)
     try:
         # Theano's own command line, as for a module, with "-c -x c++-header":
@@ -205,15 +210,31 @@ def build_header(group):
 # Precompiled headers made or being made in this process, by compile
 # directory and group.
 _headers = {}
-_background = None
 
 
-def header(group, pool):
-    """A future of build_header(group), started in pool unless already there."""
+def header(group, submit):
+    """A future of build_header(group), started with submit(fn, *args) unless
+    already there."""
     key = (theano.config.compiledir, group)
     if key not in _headers or _headers[key].cancelled():
-        _headers[key] = pool.submit(build_header, group)
+        _headers[key] = submit(build_header, group)
     return _headers[key]
+
+
+def in_background(fn, *args):
+    """A future of fn(*args), run in a daemon thread: a process that ends
+    first does not wait for it (build_header removes what it left)."""
+    future = concurrent.futures.Future()
+
+    def run():
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:
+                future.set_exception(e)
+
+    threading.Thread(target=run, name="lasagne_mnist_port-pch", daemon=True).start()
+    return future
 
 
 def header_result(future):
@@ -229,7 +250,6 @@ def start_headers():
     will use, unless they exist: that of an elementwise op and that of a
     BLAS product (other options), while the expressions are built and
     optimised, before the first module needs them."""
-    global _background
     x = theano.tensor.fmatrix()
     for output in (x * 2, theano.tensor.blas.Dot22()(x, x)):
         try:
@@ -239,9 +259,7 @@ def start_headers():
             continue
         if group is None or fresh(header_dir(group)):
             continue
-        if _background is None:
-            _background = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-        header(group, _background)
+        header(group, in_background)
 
 
 def missing_modules(order):
@@ -304,7 +322,7 @@ def prebuilt(order):
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus())
     output = ThreadOutput(sys.stdout)
     groups = collections.Counter(m.header_group() for m in modules)
-    headers = {group: header(group, pool) for group, n in groups.items() if group is not None and (
+    headers = {group: header(group, pool.submit) for group, n in groups.items() if group is not None and (
         n >= PCH_MIN_MODULES or (theano.config.compiledir, group) in _headers
         or fresh(header_dir(group)))}
 
