@@ -21,8 +21,8 @@ changes numerically:
 5. the first layer's products skip the images' zeros (sparse_dot; CPU only),
    with OPENBLAS_THREAD_TIMEOUT=4 so that OpenBLAS's idle threads sleep;
 6. bias-gradient sums as one vector loop (column_sum; CPU only);
-7. the functions' C modules compiled side by side, with a precompiled header
-   (parallel_compile).
+7. the functions' C modules compiled side by side, with a precompiled header,
+   and constants of data-movement ops folded in Python (parallel_compile).
 """
 import os
 import re

@@ -12,11 +12,15 @@ added before it makes the thunks: it walks the function's nodes as Theano
 will, and for each C module that is not in the compile cache yet it starts
 g++ right away, as many at a time as the process has CPUs, into a temporary
 directory. The headers every module starts with are compiled once into a
-precompiled header (kept in the compile directory for later runs), which the
-modules use once it is ready. Then Theano makes the thunks as always: where
-it would run g++ on a module, compile_str takes the one already built from
-the same source and arguments. Keys, cache entries and the module files are
-Theano's own; a later stock compile of the same op finds them.
+precompiled header, kept in the compile directory for later runs with the
+list of files it was made from (made again when one of them changed: numpy,
+Python or g++ upgraded), and the modules wait for it (it halves their
+compile). The two headers most modules use are started in the background
+when the mode is made, or earlier by prepare() (the command line: while the
+data loads). Then Theano makes the thunks as always: where it would run g++
+on a module, compile_str takes the one already built from the same source
+and arguments. Keys, cache entries and the module files are Theano's own; a
+later stock compile of the same op finds them.
 
 And one compile less or two: Theano folds an op whose inputs are all
 constants by running it once, through a C module compiled for it unless the
@@ -26,11 +30,13 @@ its scalar), fold_data_movement runs their Python code instead, as Elemwise
 asks: the same array, and no g++ before the functions' own modules.
 
 Numerically nothing changes: the same source, compiled with the same
-arguments, and constants folded to the same arrays. A precompiled header stands for the exact #include lines the
-module starts with, and g++ checks that it was made with the same options
-and macros, or parses the headers itself. Any failure here (an op without C
-code, a compile error) leaves that module to Theano, which compiles it and
-reports errors as usual. Speed-up 7 of docs/speedups.md.
+arguments, and constants folded to the same arrays. A precompiled header
+stands for the exact #include lines the module starts with, and g++ checks
+that it was made with the same options and macros, or parses the headers
+itself. A module g++ rejects is built again without the header; if it is
+rejected again, that error is Theano's, reported once. Anything else (an op
+without C code, no temporary directory) leaves the module to Theano. Speed-up
+7 of docs/speedups.md.
 """
 import collections
 import concurrent.futures
