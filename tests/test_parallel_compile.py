@@ -40,6 +40,7 @@ def marked(self, *args, **kwargs):  # where the linker's work starts
 
 parallel_compile.ParallelCompileLinker.make_all = marked
 stock = theano.compile.get_default_mode()
+parallel_compile.start_headers()  # as speedups.mode() does
 mode = theano.compile.Mode(linker=parallel_compile.linker(stock.linker),
                            optimizer=stock.provided_optimizer)
 x, y = T.fmatrices("x", "y")

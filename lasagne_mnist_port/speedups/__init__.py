@@ -106,10 +106,11 @@ def use_fast_dropout(network, fast=True):
 
 
 def prepare(enabled=None):
-    """Starts, when `wanted(enabled)`, what mode() would start: 7's precompiled
-    headers, made in the background. For a caller that knows it will train
-    (the command line): they are then made while the data loads."""
-    if wanted(enabled):
+    """Starts, when `wanted(enabled)` and on the CPU, what mode() would start:
+    7's precompiled headers for the CPU's ops, made in the background. For a
+    caller that knows it will train (the command line): they are then made
+    while the data loads."""
+    if wanted(enabled) and on_cpu() and theano.config.cxx:
         parallel_compile.start_headers()
 
 
@@ -124,6 +125,7 @@ def mode(network, enabled=None):
     names = EVERYWHERE + (CPU_ONLY if on_cpu() else ())
     if zero_skipping_problem() is None:
         names += ("zero_skipping_dot22",)
+    prepare(enabled)
     base = theano.compile.get_default_mode().including(*names).excluding(
         "local_dot22_to_dot22scalar")
     return theano.compile.Mode(linker=parallel_compile.linker(base.linker),

@@ -422,7 +422,6 @@ def linker(default):
     linker), or `default` itself when it is not a VM linker with C thunks."""
     if type(default) is not VM_Linker or not default.c_thunks or not theano.config.cxx:
         return default
-    start_headers()
     return ParallelCompileLinker(
         allow_gc=default.allow_gc, use_cloop=default.use_cloop, callback=default.callback,
         callback_input=default.callback_input, lazy=default.lazy,
