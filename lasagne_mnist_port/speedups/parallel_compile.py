@@ -153,7 +153,8 @@ def depends_on(directory):
     # by a backslash; the source (its #include lines) is in the directory's name.
     deps = [re.sub(r"\\(.)", r"\1", d)
             for d in re.findall(r"(?:\\.|[^\s\\])+", rule.split(": ", 1)[1])][1:]
-    return [[d, os.stat(d).st_mtime_ns, os.stat(d).st_size] for d in deps + [compiler_program()]]
+    return [[d, st.st_mtime_ns, st.st_size]
+            for d, st in ((d, os.stat(d)) for d in deps + [compiler_program()])]
 
 
 def fresh(directory):
@@ -425,7 +426,7 @@ def linker(default):
     return ParallelCompileLinker(
         allow_gc=default.allow_gc, use_cloop=default.use_cloop, callback=default.callback,
         callback_input=default.callback_input, lazy=default.lazy,
-        schedule=getattr(default, "schedule", None) if "schedule" in vars(default) else None,
+        schedule=vars(default).get("schedule"),  # set on the instance only when given
         c_thunks=default.c_thunks, allow_partial_eval=default.allow_partial_eval)
 
 

@@ -14,7 +14,8 @@ B k x n, float32) but only over the columns of L that are non-zero:
   columns t of one broadcast value of L times two vectors of B's row t, in
   12 vector accumulators: a small dense GEMM kernel over a shortened inner
   dimension, reading B in place, 64 columns at a time for all blocks so that
-  those rows of B stay in the core's cache.
+  those rows of B stay in the core's cache (the last tile of a row, when
+  narrower than 2 vectors, from a zero-padded copy of those columns).
 * The blocks are split over threads, each listing and multiplying its own
   (they write different rows of the output: no waiting on each other), as
   many threads as OpenBLAS would use (OPENBLAS_NUM_THREADS,
