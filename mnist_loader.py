@@ -75,10 +75,17 @@ class MNISTError(Exception):
     """Missing, corrupt or unreadable MNIST data (the message says what to do)."""
 
 
-def how_to_fix(data_dir):
-    return ("copy the four MNIST .gz files (%s) into %s, or set MNIST_DATA_DIR to a directory "
-            "holding them, or run `python mnist_loader.py --download %s`"
-            % (", ".join(n + ".gz" for n in FILES), data_dir, data_dir))
+class DownloadFailed(MNISTError):
+    """A file was missing or corrupt, and downloading it failed too."""
+
+
+def how_to_fix(data_dir, download_failed=False):
+    """What the user can do; a download that just failed is not suggested again."""
+    advice = ("copy the four MNIST .gz files (%s) into %s, or set MNIST_DATA_DIR to a directory "
+              "holding them" % (", ".join(n + ".gz" for n in FILES), data_dir))
+    if download_failed:
+        return advice + " (a clone of this project has them in data/mnist/)"
+    return advice + ", or run `python mnist_loader.py --download %s`" % data_dir
 
 
 # ############################### Public API #################################
@@ -96,7 +103,7 @@ def load_data(data_dir=None, download=True):
         X_train, y_train = load_pair(data_dir, "train", download)
         X_test, y_test = load_pair(data_dir, "t10k", download)
     except MNISTError as e:
-        raise MNISTError("%s; %s" % (e, how_to_fix(data_dir))) from None
+        raise MNISTError("%s; %s" % (e, how_to_fix(data_dir, isinstance(e, DownloadFailed)))) from None
     # The inputs are (examples, channels, rows, columns) float32 in [0, 255/256]
     # (divided by 256 as the original, for compatibility with mnist.pkl.gz).
     X_train = X_train.reshape(-1, 1, 28, 28) / np.float32(256)
@@ -117,7 +124,7 @@ def download(data_dir=None, mirrors=None):
             done.append((name, path, url))
         return done
     except MNISTError as e:
-        raise MNISTError("%s; %s" % (e, how_to_fix(data_dir))) from None
+        raise MNISTError("%s; %s" % (e, how_to_fix(data_dir, isinstance(e, DownloadFailed)))) from None
 
 
 def check(data_dir=None):
@@ -213,7 +220,7 @@ def verified_bytes(data_dir, name, download, trust_stamp=True, mirrors=None):
         try:
             return fetch(data_dir, name, path, mirrors)
         except MNISTError as failure:
-            raise MNISTError("%s; downloading it failed too: %s" % (problem, failure))
+            raise DownloadFailed("%s; downloading it failed too: %s" % (problem, failure))
 
 
 def read_idx_bytes(path, gz=None, label=None):

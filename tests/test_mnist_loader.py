@@ -464,8 +464,26 @@ def test_corrupt_file_and_no_mirror(fake):
     flip_one_byte(directory, "train-labels-idx1-ubyte", contents)
     with pytest.raises(MNISTError) as excinfo:
         ml.load_data(str(directory))
-    one_line_error(excinfo, "SHA-256 mismatch", "downloading it failed too", REFUSED,
-                   str(directory / "train-labels-idx1-ubyte.gz"))
+    message = one_line_error(excinfo, "SHA-256 mismatch", "downloading it failed too", REFUSED,
+                             str(directory / "train-labels-idx1-ubyte.gz"), "copy the four")
+    assert "--download" not in message  # the download that just failed is not suggested again
+
+
+def test_damaged_gzip_and_no_mirror(fake):
+    """A .gz that gzip rejects is named with gzip's reason (there is no digest to give)."""
+    directory, contents = fake
+    path = directory / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(MNISTError) as excinfo:
+        ml.load_data(str(directory))
+    message = one_line_error(excinfo, str(path), "cannot be read", "downloading it failed too")
+    assert "--download" not in message
+
+
+def test_missing_directory_suggests_the_download(tmp_path):
+    with pytest.raises(MNISTError) as excinfo:
+        ml.load_data(str(tmp_path / "nowhere"), download=False)
+    one_line_error(excinfo, "mnist_loader.py --download " + str(tmp_path / "nowhere"))
 
 
 def test_original_archive_digest_is_enough(tmp_path, monkeypatch):
