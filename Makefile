@@ -1,18 +1,20 @@
 # The two commands: `make run` (train the 20 epochs) and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup run test notebook
+# Setup's own lines go to stderr, so that stdout of `make run` is the
+# tutorial's lines only.
+.PHONY: setup run test notebook figures clean
 setup:
-	@tools/setup.sh
+	@tools/setup.sh >&2
 
 run: setup
-	$(PY) feedforward_lasagne_mnist.py $(ARGS)
+	@$(PY) feedforward_lasagne_mnist.py $(ARGS)
 
 # On every core; each test file on one worker, in its own order. Setup adds the
 # OpenCL test bed (POCL: an OpenCL device on the CPU), on which the GPU
 # backend's tests run.
 test:
-	@tools/setup.sh --with-opencl
+	@tools/setup.sh --with-opencl >&2
 	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 # Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on
@@ -21,11 +23,31 @@ test:
 bench: setup
 	$(PY) bench/bench.py $(ARGS)
 
-# Registers .venv as a Jupyter kernel for tutorial.ipynb (starts no server),
-# under a name of this clone's own: two clones never share a kernel.
-KERNEL := feedforward-lasagne-mnist-$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-8)
+# JupyterLab in the venv (pinned, without touching the tutorial's pins), and
+# the venv registered as the kernel that tutorial.ipynb names. The kernel's
+# name is fixed so that the notebook finds it: the clone that ran
+# `make notebook` last is the one it runs. Starts no server.
+KERNEL := feedforward-lasagne-mnist
 notebook: setup
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-notebook.txt -c requirements.txt
 	$(PY) -m ipykernel install --user --name $(KERNEL) \
-		--display-name 'Python (feedforward_lasagne_mnist, $(CURDIR))'
-	@echo "Open tutorial.ipynb in Jupyter, JupyterLab or VS Code and choose the kernel"
-	@echo "'Python (feedforward_lasagne_mnist, $(CURDIR))'."
+		--display-name 'Python (feedforward_lasagne_mnist)'
+	@echo "The kernel '$(KERNEL)' now runs $(CURDIR)/.venv/bin/python."
+	@echo "Start JupyterLab with: .venv/bin/jupyter lab tutorial.ipynb"
+	@echo "(or open tutorial.ipynb in VS Code or another Jupyter: it finds the kernel by name)."
+
+# Every figure the README and docs quote, made again from one run on this
+# machine (about 5 minutes on two cores): tools/figures.py.
+figures: setup
+	$(PY) tools/figures.py
+
+# What setup, runs, tests and the benchmark made inside this folder; your own
+# files (saved models, histories, plots) stay, and so does a .venv.broken-*
+# (setup moved it aside with the packages you had added). What lies outside
+# the folder: docs/setup.md, "Removing it".
+clean:
+	rm -rf .venv .python311 .python311.tmp .python311.debs .setup.lock .device \
+		.pytest_cache .hypothesis bench/.venv-peer bench/.venv-jax bench/logs \
+		data/mnist/.mnist_verified.json
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	@ls -d .venv.broken-* 2>/dev/null | sed 's/^/kept (your packages may be in it): /' >&2 || true

@@ -13,6 +13,10 @@ package lasagne_mnist_port. From a REPL, exactly as the tutorial:
     network = flm.run_network(data=data)
 
 From the shell: `python feedforward_lasagne_mnist.py --help`.
+
+Derived from feedforward_lasagne_mnist.py of Victor Schmidt's 2016 tutorial
+(https://github.com/Vict0rSch/Deep-Learning, lasagne/), which is under the
+GNU General Public License version 2; so is this file (LICENSE).
 """
 from __future__ import print_function
 

@@ -1,11 +1,16 @@
 """The README's promises about itself: its map of the tutorial onto the
-script points at the right lines, and the project's text speaks of the
-software only."""
+script points at the right lines, its sample output is what the script
+prints in the environment the README states, and the project's text speaks
+of the software only."""
 import glob
+import importlib.util
 import os
+import platform
 import re
 
 import pytest
+
+from conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
@@ -22,6 +27,54 @@ def test_the_map_points_at_the_lines_it_names():
         assert 1 <= start <= end <= len(source)
         assert first in source[start - 1], (first, start, source[start - 1])
         assert last in source[end - 1], (last, end, source[end - 1])
+
+
+def load_figures():
+    spec = importlib.util.spec_from_file_location("figures", os.path.join(ROOT, "tools",
+                                                                          "figures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FIGURES = load_figures()
+
+
+def figure(text, name):
+    return {m.group(2): m.group(3) for m in FIGURES.MARK.finditer(text)}[name]
+
+
+def cpu_has_avx2():
+    if platform.machine() != "x86_64":
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    return "avx2" in flags and "fma" in flags
+
+
+def test_the_result_line_and_the_sample_agree():
+    sample = figure(README, "sample")
+    accuracy = re.search(r"  test accuracy:\t\t([\d.]+) %", sample).group(1)
+    seconds = float(re.search(r"Final results in ([\d.]+) seconds", sample).group(1))
+    result = figure(README, "result")
+    assert "**%s %% in %.1f s**" % (accuracy, seconds) in result, result
+
+
+@pytest.mark.skipif(not cpu_has_avx2(), reason="OpenBLAS's Haswell kernels need an x86-64 "
+                    "CPU with AVX2 and FMA")
+def test_the_readme_sample_is_what_the_script_prints():
+    """The sample's first two epochs, rerun in the environment the README states
+    (2 of the 20 epochs: the same seed draws the same weights, batches and masks)."""
+    sample = figure(README, "sample").splitlines()
+    stated = "%s python feedforward_lasagne_mnist.py --seed 1 --no-progress" % " ".join(
+        "%s=%s" % kv for kv in FIGURES.REFERENCE_ENV.items())
+    assert sample[0] == "```" and stated in README.replace("\n", " ")
+    result = run_cli("--seed", "1", "--no-progress", "--epochs", "2",
+                     env=dict(FIGURES.REFERENCE_ENV, FLM_SPEEDUPS="1"))
+    assert result.returncode == 0, result.stderr
+    expected = [line for line in sample[1:11] if " took " not in line]
+    printed = [line for line in result.stdout.splitlines()[:10] if " took " not in line]
+    assert printed == expected
 
 
 def project_text():
