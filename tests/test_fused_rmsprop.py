@@ -14,7 +14,7 @@ from lasagne_mnist_port.speedups.fused_rmsprop import FusedRMSProp, match_rmspro
 
 
 def with_rewrite():
-    return theano.compile.get_default_mode().including("fused_rmsprop")
+    return theano.compile.get_default_mode().including("fused_rmsprop", "fused_rmsprop_inplace")
 
 
 def without_rewrite():
@@ -22,7 +22,8 @@ def without_rewrite():
 
 
 # The optimised graph only, without compiling C code: the Python linker.
-PY = theano.Mode(linker="py", optimizer="fast_run").including("fused_rmsprop")
+PY = theano.Mode(linker="py", optimizer="fast_run").including("fused_rmsprop",
+                                                               "fused_rmsprop_inplace")
 
 
 def fused(f):
