@@ -431,3 +431,24 @@ def test_two_threads_compiling_at_once(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [True, {"tanh": True, "sin": True}]
+
+
+def test_a_header_g_plus_plus_rejects_in_the_background_prints_nothing(tmp_path):
+    """The precompiled headers started in the background (prepare()): when g++
+    rejects one, nothing reaches stdout and no report file is left; the
+    modules then parse the headers themselves."""
+    script = tmp_path / "g++"
+    script.write_text('#!/bin/sh\ncase "$*" in *c++-header*) echo no >&2; exit 1;; esac\n'
+                      'exec g++ "$@"\n')
+    script.chmod(0o755)
+    (tmp_path / "tmp").mkdir()
+    code = ("from lasagne_mnist_port.speedups import parallel_compile as pc\n"
+            "pc.start_headers()\n"
+            "print(sorted(str(f.result()) for f in pc._headers.values()))\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"),
+               THEANO_FLAGS="compiledir=%s,cxx=%s" % (tmp_path / "compiledir", script))
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "['None', 'None']\n"  # both rejected, and nothing else printed
+    assert os.listdir(str(tmp_path / "tmp")) == []
