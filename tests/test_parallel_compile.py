@@ -224,6 +224,11 @@ def test_a_header_changed_since_is_made_again(tmp_path):
 
 
 # --- Stopping: a signal, kill -9, a faulty header, two threads ----------------
+# The tests that each cost several seconds of cold compiling beyond one run
+# with FLM_SLOW_TESTS=1 (docs/speedups.md).
+slow = pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
+                          reason="seconds of cold compiling; FLM_SLOW_TESTS=1 runs it")
+
 def gxx_logger(tmp_path):
     """A g++ that notes each start (time, process id, arguments) in a log, then
     runs g++: THEANO_FLAGS=cxx=<it>."""
@@ -285,8 +290,9 @@ def wait_for_a_module_build(process, log):
     assert process.poll() is None, process.communicate()
 
 
-@pytest.mark.parametrize("signame, to_group, status", [("SIGINT", True, 130),  # Ctrl-C
-                                                       ("SIGTERM", False, 143)])
+@pytest.mark.parametrize("signame, to_group, status", [
+    ("SIGINT", True, 130),  # Ctrl-C
+    pytest.param("SIGTERM", False, 143, marks=slow)])  # the same KeyboardInterrupt, from cli.py
 def test_a_signal_during_a_cold_compile_stops_it_at_once(tmp_path, signame, to_group, status):
     """Ctrl-C (SIGINT to the whole job, as a terminal sends it) or SIGTERM (to
     the process) while the modules build: no g++ starts after it, those
@@ -319,6 +325,7 @@ def test_a_signal_during_a_cold_compile_stops_it_at_once(tmp_path, signame, to_g
                                              parallel_compile.BUILD_PREFIX))] == [], left
 
 
+@slow
 def test_a_build_folder_left_by_kill_9_is_removed_by_the_next_compile(tmp_path):
     """kill -9 during the builds leaves their folder; the next compile in the
     speed-ups' linker removes it (its process is gone), and no other."""
@@ -422,6 +429,7 @@ print(json.dumps([[cmodule.GCC_compiler.compile_str, sys.stdout] == before,
 """
 
 
+@slow
 def test_two_threads_compiling_at_once(tmp_path):
     """Two threads compile in the speed-ups' linker at the same time, with an
     empty compile directory: the compiles take turns, both functions work, and

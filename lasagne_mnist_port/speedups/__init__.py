@@ -190,7 +190,11 @@ def describe(compile_mode):
     elif "zero_skipping_dot22" not in compile_mode.provided_optimizer.include:
         left_out.append("5 zero-skipping products ({})".format(zero_skipping_problem()))
     if not isinstance(compile_mode.linker, parallel_compile.ParallelCompileLinker):
-        left_out.append("7 side-by-side compile ({})".format(
-            "mode={} runs Theano's own linker".format(theano.config.mode)
-            if theano.config.cxx else "no C++ compiler"))
+        if not theano.config.cxx:
+            why = "no C++ compiler"
+        elif type(theano.compile.get_default_mode()) is theano.compile.Mode:
+            why = "linker={}".format(theano.config.linker)  # e.g. py: no C modules
+        else:
+            why = "mode={} runs Theano's own linker".format(theano.config.mode)
+        left_out.append("7 side-by-side compile ({})".format(why))
     return "on, except " + "; ".join(left_out) if left_out else "on"

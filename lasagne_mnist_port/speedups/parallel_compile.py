@@ -367,12 +367,16 @@ _headers = {}
 
 def header(group, submit):
     """A future of build_header(group), started with submit(fn, *args) unless
-    already there (made, or being made; one that was stopped is started again)."""
+    already there (made, or being made); started again when it was stopped
+    or cancelled, or its header has been removed since (at fault)."""
     compiler_program()  # (its g++ -print-prog-name runs now, in this thread, once)
     key = (theano.config.compiledir, group)
     future = _headers.get(key)
-    if future is None or future.cancelled() or (
-            future.done() and isinstance(future.exception(), Stopped)):
+    if future is not None and future.done() and (future.cancelled() or (
+            isinstance(future.exception(), Stopped) if future.exception() else
+            future.result() is not None and not os.path.isdir(future.result()))):
+        future = None
+    if future is None:
         _headers[key] = future = submit(build_header, group, _generation[0])
     return future
 
