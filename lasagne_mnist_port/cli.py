@@ -8,6 +8,7 @@ signals and exit statuses. The tutorial module hands itself over:
 main() calls the tutorial's run_network(), load_network() and predict_proba()."""
 import argparse
 import os
+import re
 import signal
 import sys
 
@@ -32,14 +33,13 @@ def seed_number(text):
 
 
 def device_name(text):
-    """--device: cpu, cuda, cudaN (the 2016 gpu and gpuN read as those) or openclP:D."""
-    if text == "cpu":
-        return text
-    try:
-        return gpu_env.gpu_device("device=" + text)
-    except gpu_env.GpuEnvError:
-        raise argparse.ArgumentTypeError("{}: choose cpu, cuda, cudaN or openclP:D (e.g. "
+    """--device: cpu, cuda, cudaN (the 2016 gpu and gpuN read as those) or
+    openclP:D, exactly: anything else (an empty word, a space, a flag of
+    THEANO_FLAGS) is refused, never read as a default."""
+    if not re.fullmatch(r"cpu|(cuda|gpu)\d*|opencl\d+:\d+", text):
+        raise argparse.ArgumentTypeError("{!r}: choose cpu, cuda, cudaN or openclP:D (e.g. "
                                          "opencl0:0)".format(text))
+    return text if text == "cpu" else gpu_env.gpu_device("device=" + text)
 
 
 def parse_args(argv=None):

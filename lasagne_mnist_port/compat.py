@@ -19,6 +19,7 @@ change how it is computed, are a compile mode of their own: speedups/.
 """
 import importlib.machinery
 import os
+import pickle
 import re
 import sys
 import types
@@ -368,19 +369,75 @@ def register_opencl_kernel_shim():
     op.c_code_cache_version = lambda self: version(self) + (1,)
 
 
+# --- Shim 6: the compile cache loads no module of this package ---------------
+# Theano 1.0.5 unpickles the saved key of every module in its compile directory
+# (ModuleCache.refresh, at the first compile of a process), and a key holds the
+# ops of its module: unpickling one imports the module that defines its op.
+# Once the tutorial has trained, keys name lasagne_mnist_port.speedups' ops, so
+# the first compile of any other program of the venv imported the speed-ups
+# and registered their rewrites. Theano's refresh skips a key it cannot
+# unpickle ("references to classes that have not yet been imported") and tries
+# it again at its next refresh, before each compile: keys naming a module of
+# this package that the process has not imported are such keys, until it
+# imports it.
+class _CacheKeyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module.split(".")[0] == __name__.split(".")[0] and module not in sys.modules:
+            raise pickle.UnpicklingError("%s is not imported in this process" % module)
+        return super().find_class(module, name)
+
+
+class _CachePickle(object):
+    """The pickle module, as Theano's compile cache sees it: load() with the
+    unpickler above."""
+
+    def __getattr__(self, name):
+        return getattr(pickle, name)
+
+    @staticmethod
+    def load(file):
+        return _CacheKeyUnpickler(file).load()
+
+
+def register_cache_key_shim():
+    from theano.gof import cmodule
+    if not isinstance(cmodule.pickle, _CachePickle):
+        cmodule.pickle = _CachePickle()
+
+
 # --- When they are applied ---------------------------------------------------
+# THEANO_FLAGS as the user set it (None: unset), while Theano is being imported
+# with our defaults in it: programs this one starts get the user's value back.
+_user_flags = []
+
+
 def before_theano():
     """What must hold before Theano's configuration is read."""
     check_versions()
+    if not _user_flags:  # (install() and the startup hook may both come here)
+        _user_flags.append(os.environ.get("THEANO_FLAGS"))
     set_default_flags()
     translate_old_gpu_device()
     register_pygpu_failure_filter()
 
 
+def restore_user_flags():
+    """THEANO_FLAGS back to the user's value: Theano has read it at import
+    (theano.configparser), and the defaults are this process's only."""
+    if _user_flags:
+        flags = _user_flags.pop()
+        if flags is None:
+            os.environ.pop("THEANO_FLAGS", None)
+        else:
+            os.environ["THEANO_FLAGS"] = flags
+
+
 def after_theano():
     """What patches Theano itself (idempotent)."""
+    restore_user_flags()
     register_downsample_shim()
     register_cache_shims()
+    register_cache_key_shim()
     register_opencl_kernel_shim()
 
 
@@ -407,5 +464,15 @@ def install(script=False):
             if hasattr(sys, "ps1") or sys.flags.interactive:
                 raise  # a REPL keeps running: a plain ImportError
             raise SystemExit("error: %s" % e)  # a program: one line, exit status 1
-    import theano  # noqa: F401
+    try:
+        import theano  # noqa: F401
+    except ValueError as e:
+        # Theano refuses a setting of THEANO_FLAGS or .theanorc at import with
+        # a ValueError that says which (device=foo, a base_compiledir it cannot
+        # write): for the command line, that sentence is the error.
+        restore_user_flags()
+        if not script:
+            raise
+        raise SystemExit("error: Theano cannot start: %s (THEANO_FLAGS or .theanorc)"
+                         % " ".join(str(e).split()))
     after_theano()

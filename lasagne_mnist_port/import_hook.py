@@ -22,7 +22,11 @@ class TheanoLoader(object):
     def exec_module(self, module):
         from . import compat
         compat.before_theano()
-        self.loader.exec_module(module)
+        try:
+            self.loader.exec_module(module)
+        except BaseException:
+            compat.restore_user_flags()  # Theano did not start: the user's THEANO_FLAGS back
+            raise
         compat.after_theano()
 
 

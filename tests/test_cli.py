@@ -98,6 +98,12 @@ BAD_ARGUMENTS = [
     (["--seed", "-1"], "argument --seed: -1 is not between 0 and 2**32 - 1"),
     (["--seed", "99999999999"], "argument --seed: 99999999999 is not between 0 and 2**32 - 1"),
     (["--lr", "1e-300"], "--lr 1e-300 is 0 in float32 (floatX): no training would happen"),
+    # --device: the forms docs/cli.md lists, exactly (never read as a default)
+    (["--device", ""], "argument --device: '': choose cpu, cuda, cudaN or openclP:D"),
+    (["--device", "cpu "], "argument --device: 'cpu ': choose cpu, cuda, cudaN or openclP:D"),
+    (["--device", " cuda"], "argument --device: ' cuda': choose cpu"),
+    (["--device", "cuda,floatX=float64"], "argument --device: 'cuda,floatX=float64': choose"),
+    (["--device", "opencl0"], "argument --device: 'opencl0': choose cpu"),
     (["--data-dir", os.path.join(ROOT, "README.md")],
      "README.md is not a directory: point --data-dir or MNIST_DATA_DIR at the directory "
      "holding the four MNIST files"),
@@ -198,3 +204,48 @@ def test_ctrl_c_while_importing_exits_quietly():
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
 
+
+
+@pytest.mark.parametrize("text, device", [("cpu", "cpu"), ("cuda", "cuda"), ("cuda1", "cuda1"),
+                                          ("gpu", "cuda"), ("gpu2", "cuda2"),
+                                          ("opencl0:1", "opencl0:1")])
+def test_the_devices_the_docs_list(text, device):
+    assert cli.device_name(text) == device
+
+
+def read_only_folder(tmp_path):
+    """A folder no one may write in, and the command that runs a program as a
+    user who respects that (root does not: then as nobody, through setpriv)."""
+    import shutil
+    import stat
+    import tempfile
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return str(folder), []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root, without setpriv to run as another user")
+    top = tempfile.mkdtemp()  # (pytest's tmp_path is root's alone)
+    os.chmod(top, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    folder = os.path.join(top, "read-only")
+    os.mkdir(folder, 0o555)
+    return folder, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.parametrize("case", ["device=foo", "read-only base_compiledir"])
+def test_theanos_refusals_at_import_are_one_line(tmp_path, case):
+    """A setting Theano refuses when it is imported: one line naming it, exit
+    1, not Theano's traceback."""
+    prefix, flags = [], case
+    if case.startswith("read-only"):
+        folder, prefix = read_only_folder(tmp_path)
+        flags = "base_compiledir=" + folder
+    result = subprocess.run(prefix + [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"),
+                                      "--epochs", "1"], capture_output=True, text=True, cwd=ROOT,
+                            env=dict(os.environ, THEANO_FLAGS=flags, HOME=str(tmp_path)),
+                            timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith("error: Theano cannot start: "), result.stderr
+    assert ('"foo"' if case == "device=foo" else "compiledir") in line

@@ -2,6 +2,7 @@
 startup hook), Theano defaults that yield to the user's, the downsample module
 Lasagne 0.1 imports, the compile cache, and the clear refusal of a Python or
 numpy that cannot run Theano 1.0.5."""
+import json
 import os
 import subprocess
 import sys
@@ -254,3 +255,69 @@ def test_python_dash_S_is_named(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: numpy is not importable: `python -S` skips the site-packages where the venv's "
         "numpy, Theano and Lasagne are; run it without -S"]
+
+
+@pytest.mark.parametrize("flags", [None, "floatX=float64,optimizer=fast_run"])
+def test_programs_started_after_import_theano_get_the_users_theano_flags(tmp_path, flags):
+    """The defaults are this process's: Theano has them, os.environ (and so a
+    program started from here, e.g. another Theano) has the user's value."""
+    code = ("import os, subprocess, theano\n"
+            "print(theano.config.floatX, os.environ.get('THEANO_FLAGS'))\n"
+            "print(subprocess.run(['sh', '-c', 'echo ${THEANO_FLAGS-unset}'], text=True,\n"
+            "                     stdout=subprocess.PIPE).stdout.strip())\n")
+    env = {"THEANORC": str(tmp_path / "none")}
+    if flags:
+        env["THEANO_FLAGS"] = flags
+    result = python(code, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["%s %s" % ("float64" if flags else "float32", flags),
+                                          flags or "unset"]
+
+
+# The first compile of a program that does not import the tutorial, in a
+# compile directory that holds the tutorial's modules: what it imported of
+# the package, how many saved keys Theano loaded, and every name registered
+# in Theano's optimizer databases.
+OTHER_PROGRAM = r"""
+import json, sys
+import numpy as np, theano, theano.tensor as T
+from theano.gof.cc import get_module_cache
+from theano.gof.optdb import DB
+x = T.dvector()
+theano.function([x], x * 2 + 1)(np.arange(3.0))
+
+def names(db):
+    for name, objs in db.__db__.items():
+        yield name
+        for obj in objs:
+            if isinstance(obj, DB):
+                yield from names(obj)
+print(json.dumps([sorted(m for m in sys.modules if m.split(".")[0] == "lasagne_mnist_port"),
+                  len(get_module_cache().entry_from_key), sorted(set(map(str, names(theano.compile.optdb)))),
+                  theano.config.compiledir]))
+"""
+
+
+def test_a_program_that_never_imports_the_tutorial_gets_stock_theano(tmp_path):
+    """Once the tutorial has trained, Theano's compile directory holds keys that
+    name the speed-ups' ops. Another program's first compile loads the saved
+    keys: it imports nothing of the package but the shims, and its optimizer
+    databases hold none of the speed-ups' rewrites."""
+    trained = subprocess.run([sys.executable, "-c", (
+        "import feedforward_lasagne_mnist as flm\n"
+        "flm.run_network(data=[a[:500] for a in flm.load_data()], num_epochs=1, progress=False)")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert trained.returncode == 0 and "speed-ups: on" in trained.stderr, trained.stderr
+    imported, loaded, registered, compiledir = json.loads(
+        python(OTHER_PROGRAM, THEANO_FLAGS=os.environ.get("THEANO_FLAGS", "")).stdout)
+    keys = [os.path.join(root, "key.pkl") for root, _, files in os.walk(compiledir)
+            if "key.pkl" in files]
+    assert any(b"lasagne_mnist_port.speedups" in open(k, "rb").read() for k in keys)
+    assert imported == ["lasagne_mnist_port", "lasagne_mnist_port.compat",
+                        "lasagne_mnist_port.import_hook"] and loaded > 10
+    # The speed-ups' rewrites are registered by no module of Theano's (whose
+    # own keys may import e.g. theano.sandbox.rng_mrg, registering its rewrites,
+    # as in any Theano 1.0.5 program).
+    ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
+            "zero_skipping_dot22", "fold_data_movement"}
+    assert not ours & set(registered)

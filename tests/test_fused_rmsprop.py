@@ -14,7 +14,7 @@ from lasagne_mnist_port.speedups.fused_rmsprop import FusedRMSProp, match_rmspro
 
 
 def with_rewrite():
-    return theano.compile.get_default_mode().including("fused_rmsprop")
+    return theano.compile.get_default_mode().including("fused_rmsprop", "fused_rmsprop_inplace")
 
 
 def without_rewrite():
@@ -22,7 +22,8 @@ def without_rewrite():
 
 
 # The optimised graph only, without compiling C code: the Python linker.
-PY = theano.Mode(linker="py", optimizer="fast_run").including("fused_rmsprop")
+PY = theano.Mode(linker="py", optimizer="fast_run").including("fused_rmsprop",
+                                                               "fused_rmsprop_inplace")
 
 
 def fused(f):
@@ -240,7 +241,7 @@ def test_c_code_and_python_fallback_agree_with_numpy(dtype, layout):
         buffers = [v.get_value(borrow=True, return_internal_type=True) for v in (W, acc)]
         new_W, new_acc = FusedRMSProp()(W, g, acc, *scalars)
         f = theano.function([g], [], updates=[(W, new_W), (acc, new_acc)],
-                            mode=theano.Mode(linker=linker))
+                            mode=theano.Mode(linker=linker).including("fused_rmsprop_inplace"))
         assert [op.inplace for op in fused(f)] == [True]
         f(G)
         assert W.get_value(borrow=True, return_internal_type=True) is buffers[0]

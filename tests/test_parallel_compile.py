@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import theano
 import theano.tensor as T
 from theano.gof import Constant
@@ -18,6 +19,7 @@ from lasagne_mnist_port.speedups import parallel_compile
 CHILD = r"""
 import glob, json, os, tempfile
 import numpy as np
+import pytest
 import theano, theano.tensor as T
 from theano.gof import cmodule
 from theano.gof.cc import CLinker
@@ -219,3 +221,242 @@ def test_a_header_changed_since_is_made_again(tmp_path):
                        universal_newlines=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout.strip().splitlines()[-1]) == [True, True, False, True, 1]
+
+
+# --- Stopping: a signal, kill -9, a faulty header, two threads ----------------
+# The tests that each cost several seconds of cold compiling beyond one run
+# with FLM_SLOW_TESTS=1 (docs/speedups.md).
+slow = pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
+                          reason="seconds of cold compiling; FLM_SLOW_TESTS=1 runs it")
+
+def gxx_logger(tmp_path):
+    """A g++ that notes each start (time, process id, arguments) in a log, then
+    runs g++: THEANO_FLAGS=cxx=<it>."""
+    log = tmp_path / "g++.log"
+    script = tmp_path / "g++"
+    script.write_text('#!/bin/sh\necho "$(date +%%s.%%N) $$ $*" >> %s\nexec g++ "$@"\n' % log)
+    script.chmod(0o755)
+    return str(script), log
+
+
+def gxx_starts(log):
+    """[(time, pid, arguments)] of each g++ started, from the log."""
+    if not log.exists():
+        return []
+    return [(float(t), int(pid), rest) for t, pid, rest in
+            (line.split(" ", 2) for line in log.read_text().splitlines())]
+
+
+def process_groups():
+    """The process group of every process of the machine that runs (not a
+    zombie, which a container's init may leave unreaped)."""
+    groups = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                state, _, group = f.read().rsplit(")", 1)[1].split()[:3]
+            if state != "Z":
+                groups.add(int(group))
+        except (OSError, ValueError):
+            pass
+    return groups
+
+
+def cold_cli_run(tmp_path, *args):
+    """The command line in a process group of its own (as a shell starts a
+    job), with an empty compile directory, a g++ that logs its starts, and a
+    temporary directory of its own; and the log."""
+    import signal
+    cxx, log = gxx_logger(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), PYTHONUNBUFFERED="1",
+               THEANO_FLAGS="compiledir=%s,cxx=%s" % (tmp_path / "compiledir", cxx))
+    env.pop("FLM_SPEEDUPS", None)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"), "--epochs", "1",
+         "--limit", "500", "--no-progress"] + list(args), cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return process, log
+
+
+def wait_for_a_module_build(process, log):
+    """Until a g++ of the speed-ups' build folder runs (the cold compile of
+    train_fn and val_fn is under way)."""
+    import time
+    while process.poll() is None and not any(
+            parallel_compile.BUILD_PREFIX in args for _, _, args in gxx_starts(log)):
+        time.sleep(0.02)
+    assert process.poll() is None, process.communicate()
+
+
+@pytest.mark.parametrize("signame, to_group, status", [
+    ("SIGINT", True, 130),  # Ctrl-C
+    pytest.param("SIGTERM", False, 143, marks=slow)])  # the same KeyboardInterrupt, from cli.py
+def test_a_signal_during_a_cold_compile_stops_it_at_once(tmp_path, signame, to_group, status):
+    """Ctrl-C (SIGINT to the whole job, as a terminal sends it) or SIGTERM (to
+    the process) while the modules build: no g++ starts after it, those
+    running are gone when the process has exited, stdout has the tutorial's
+    lines only, and the temporary directory is left empty of reports and
+    build folders."""
+    import signal
+    import time
+    process, log = cold_cli_run(tmp_path)
+    wait_for_a_module_build(process, log)
+    sent = time.time()
+    if to_group:
+        os.killpg(process.pid, getattr(signal, signame))
+    else:
+        process.send_signal(getattr(signal, signame))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == status, err
+    starts = gxx_starts(log)
+    # The signal reaches the main thread within microseconds: a g++ of a
+    # thread that finished its last one in between would be logged then.
+    assert [s for s in starts if s[0] > sent + 0.2] == [], (sent, starts)
+    # The g++ of the builds run in sessions of their own: none is left.
+    left_running = process_groups() & {pid for _, pid, _ in starts}
+    assert not left_running, (starts, left_running)
+    assert "You can find the C code" not in out + err and "Traceback" not in err
+    assert set(out.splitlines()) <= {"Loading data...", "",
+                                     "Interrupted: returning the network trained so far."}
+    left = os.listdir(str(tmp_path / "tmp"))
+    assert [n for n in left if n.startswith(("theano_compilation_error_",
+                                             parallel_compile.BUILD_PREFIX))] == [], left
+
+
+@slow
+def test_a_build_folder_left_by_kill_9_is_removed_by_the_next_compile(tmp_path):
+    """kill -9 during the builds leaves their folder; the next compile in the
+    speed-ups' linker removes it (its process is gone), and no other."""
+    import signal
+    process, log = cold_cli_run(tmp_path)
+    wait_for_a_module_build(process, log)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    tmp = tmp_path / "tmp"
+    left = [n for n in os.listdir(str(tmp)) if n.startswith(parallel_compile.BUILD_PREFIX)]
+    assert len(left) == 1
+    alive = tmp / ("%s%d-abc" % (parallel_compile.BUILD_PREFIX, os.getpid()))  # this test's
+    alive.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp),
+               THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", TWO_MODULES], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert os.listdir(str(tmp)) == [alive.name]
+
+
+# A function of two C modules that the compile directory does not hold yet,
+# compiled in the speed-ups' linker; what it left patched; its results.
+TWO_MODULES = r"""
+import json, sys
+import numpy as np, theano, theano.tensor as T
+from theano.gof import cmodule
+from lasagne_mnist_port.speedups import parallel_compile
+stock = theano.compile.get_default_mode()
+mode = theano.compile.Mode(linker=parallel_compile.linker(stock.linker),
+                           optimizer=stock.provided_optimizer)
+x = T.fmatrix()
+f = theano.function([x], [T.tanh(x) * 3 + 1, T.exp(x).sum(axis=0)], mode=mode)
+print(json.dumps([float(v.sum()) for v in f(np.ones((3, 3), "float32"))]))
+"""
+
+
+FAULTY_HEADER = r"""
+import json, os
+import numpy as np, theano, theano.tensor as T
+from theano.gof.cc import CLinker
+from theano.gof.fg import FunctionGraph
+from lasagne_mnist_port.speedups import parallel_compile as pc
+x = T.fmatrix()
+outputs = [T.tanh(x) * 3 + 1, T.exp(x) * 2 - x]
+groups = [pc.Module(CLinker().accept(FunctionGraph([x], [o]), no_recycling=[])).header_group()
+          for o in outputs]
+made = pc.build_header(groups[0])
+gch = os.path.join(made, "Python.h.gch")
+with open(gch, "r+b") as f:  # damaged in the middle: g++ fails with it
+    f.seek(os.path.getsize(gch) // 2)
+    f.write(b"\xff" * 65536)
+stock = theano.compile.get_default_mode()
+mode = theano.compile.Mode(linker=pc.linker(stock.linker), optimizer=stock.provided_optimizer)
+f = theano.function([x], outputs, mode=mode)
+a = np.linspace(-1, 1, 12).reshape(3, 4).astype("float32")
+print(json.dumps([groups[0] == groups[1], pc.fresh(made) and os.path.exists(made),
+                  all(np.array_equal(u, v) for u, v in zip(f(a), theano.function([x], outputs)(a)))]))
+"""
+
+
+def test_a_header_that_g_plus_plus_fails_with_is_removed(tmp_path):
+    """A precompiled header that g++ fails with (damaged), while the modules
+    build without it: removed, so that later compiles make it again instead
+    of failing with it first."""
+    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", FAULTY_HEADER], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [True, False, True]
+
+
+TWO_THREADS = r"""
+import json, sys, threading
+import numpy as np, theano, theano.tensor as T
+from theano.gof import cmodule
+from lasagne_mnist_port.speedups import parallel_compile as pc
+stock = theano.compile.get_default_mode()
+mode = theano.compile.Mode(linker=pc.linker(stock.linker), optimizer=stock.provided_optimizer)
+before = [cmodule.GCC_compiler.compile_str, sys.stdout]
+a = np.linspace(-1, 1, 12).reshape(3, 4).astype("float32")
+results = {}
+
+def compile_and_run(name, outputs):
+    try:
+        results[name] = [float(v.sum()) for v in theano.function([x], outputs, mode=mode)(a)]
+    except Exception as e:
+        results[name] = repr(e)
+
+x = T.fmatrix()
+threads = [threading.Thread(target=compile_and_run, args=("tanh", [T.tanh(x) * 3 + 1, T.exp(x) * 2 - x])),
+           threading.Thread(target=compile_and_run, args=("sin", [T.sin(x) * 5 + 2, T.cos(x).sum(axis=1)]))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+expected = {"tanh": [float(v.sum()) for v in (np.tanh(a) * 3 + 1, np.exp(a) * 2 - a)],
+            "sin": [float(v.sum()) for v in (np.sin(a) * 5 + 2, np.cos(a).sum(axis=1))]}
+print(json.dumps([[cmodule.GCC_compiler.compile_str, sys.stdout] == before,
+                  {k: np.allclose(results[k], expected[k], rtol=1e-5) or results[k] for k in results}]))
+"""
+
+
+@slow
+def test_two_threads_compiling_at_once(tmp_path):
+    """Two threads compile in the speed-ups' linker at the same time, with an
+    empty compile directory: the compiles take turns, both functions work, and
+    compile_str and sys.stdout are Theano's and Python's afterwards."""
+    env = dict(os.environ, THEANO_FLAGS="compiledir=%s" % (tmp_path / "compiledir"))
+    p = subprocess.run([sys.executable, "-c", TWO_THREADS], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == [True, {"tanh": True, "sin": True}]
+
+
+def test_a_header_g_plus_plus_rejects_in_the_background_prints_nothing(tmp_path):
+    """The precompiled headers started in the background (prepare()): when g++
+    rejects one, nothing reaches stdout and no report file is left; the
+    modules then parse the headers themselves."""
+    script = tmp_path / "g++"
+    script.write_text('#!/bin/sh\ncase "$*" in *c++-header*) echo no >&2; exit 1;; esac\n'
+                      'exec g++ "$@"\n')
+    script.chmod(0o755)
+    (tmp_path / "tmp").mkdir()
+    code = ("from lasagne_mnist_port.speedups import parallel_compile as pc\n"
+            "pc.start_headers()\n"
+            "print(sorted(str(f.result()) for f in pc._headers.values()))\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"),
+               THEANO_FLAGS="compiledir=%s,cxx=%s" % (tmp_path / "compiledir", script))
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "['None', 'None']\n"  # both rejected, and nothing else printed
+    assert os.listdir(str(tmp_path / "tmp")) == []

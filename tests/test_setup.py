@@ -310,6 +310,37 @@ def test_an_interrupted_setup_is_finished_by_the_next(tmp_path, step):
         result.stdout.splitlines()[0].split(" (")[0]]
 
 
+def pip_starts(project):
+    return subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "pip", "--version"],
+                          capture_output=True, text=True, env=real_env(), timeout=60)
+
+
+@real
+def test_a_pip_half_installed_into_a_new_venv_is_finished(tmp_path):
+    """A setup stopped while pip installs itself into the new .venv leaves
+    pip/__init__.py without the rest: the next setup finds that pip does not
+    start, and installs it whole (not only when pip's folder is missing)."""
+    import glob
+    import zipfile
+    wheels = glob.glob("/usr/share/python-wheels/pip-*.whl")
+    if not wheels:
+        pytest.skip("no pip wheel of the system's to take a part of")
+    project = project_copy(tmp_path)
+    system_python = subprocess.run(["bash", SETUP, "--find-python"], capture_output=True,
+                                   text=True, env=real_env()).stdout.split()[2]
+    subprocess.run([system_python, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(project / ".venv")], check=True, env=real_env(), timeout=120)
+    site = glob.glob(str(project / ".venv" / "lib" / "python3*" / "site-packages"))[0]
+    with zipfile.ZipFile(wheels[0]) as wheel:  # the first file pip unpacks of itself
+        wheel.extract("pip/__init__.py", site)
+    assert "pip._internal" in pip_starts(project).stderr or pip_starts(project).returncode
+    result = real_setup(project)
+    assert result.returncode == 0, result.stderr
+    assert ".venv has no working pip of its own (an interrupted setup): finishing it" in \
+        result.stdout
+    assert pip_starts(project).returncode == 0 and venv_runs(project)
+
+
 @real
 def test_two_setups_at_once_wait_for_each_other(tmp_path):
     project = project_copy(tmp_path)

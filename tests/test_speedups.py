@@ -202,25 +202,30 @@ if sys.argv[1] == "blas-first":
     theano.function([x], T.dot(x, x))(np.ones((2, 2), dtype="float32"))
 import feedforward_lasagne_mnist as flm
 from lasagne_mnist_port import speedups
+import subprocess
 imported = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
 mode = speedups.mode(flm.build_mlp())
+loaded = speedups.blas_loaded()  # by mode(), with the variable set while it loads
+child = subprocess.run(["sh", "-c", "echo ${OPENBLAS_THREAD_TIMEOUT-unset}"],
+                       stdout=subprocess.PIPE, text=True).stdout.strip()
 x = T.matrix()
 W = theano.shared(np.ones((3, 3), dtype="float32"))
 ops = [type(n.op).__name__ for n in theano.function([x], T.dot(x, W), mode=mode).maker.fgraph.toposort()]
-print(imported, os.environ.get("OPENBLAS_THREAD_TIMEOUT"), ops, speedups.describe(mode))
+print(imported, os.environ.get("OPENBLAS_THREAD_TIMEOUT"), child, loaded, ops, speedups.describe(mode))
 """
 
 
 @pytest.mark.parametrize("case, timeout, expected", [
-    # set when the mode is made, before OpenBLAS loads; importing sets nothing
-    ("fresh", None, "None 4 ['ZeroSkippingDot22'] on"),
-    ("fresh", "2", "2 2 ['ZeroSkippingDot22'] on"),  # a short value of the user's
-    ("fresh", "30", "30 30 ['Dot22'] on, except 5 zero-skipping products "
+    # OpenBLAS loaded by mode() with the variable at 4, which is then removed:
+    # the process's children get the user's environment
+    ("fresh", None, "None None unset True ['ZeroSkippingDot22'] on"),
+    ("fresh", "2", "2 2 2 False ['ZeroSkippingDot22'] on"),  # a short value of the user's
+    ("fresh", "30", "30 30 30 False ['Dot22'] on, except 5 zero-skipping products "
                     "(OPENBLAS_THREAD_TIMEOUT=30 is not 1 to 10)"),  # a long one
-    ("fresh", "0", "0 0 ['Dot22'] on, except 5 zero-skipping products "
+    ("fresh", "0", "0 0 0 False ['Dot22'] on, except 5 zero-skipping products "
                    "(OPENBLAS_THREAD_TIMEOUT=0 is not 1 to 10)"),  # OpenBLAS ignores it
-    ("blas-first", None, "None None ['Dot22'] on, except 5 zero-skipping products (OpenBLAS "
-                         "was loaded before OPENBLAS_THREAD_TIMEOUT could be set)"),
+    ("blas-first", None, "None None unset True ['Dot22'] on, except 5 zero-skipping products "
+                         "(OpenBLAS was loaded before OPENBLAS_THREAD_TIMEOUT could be set)"),
 ])
 def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
@@ -231,3 +236,120 @@ def test_zero_skipping_needs_sleeping_blas_threads(case, timeout, expected):
                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected
+
+
+# --- The modes a Theano user sets: DebugMode, NanGuardMode --------------------
+# A small network of the tutorial's layers (dropout, rmsprop, a first product
+# of the input), two training steps in the speed-ups' mode under
+# THEANO_FLAGS=mode=...; the Device line's words, the ops, the losses.
+SMALL_NETWORK = r"""
+import json
+import numpy as np, theano, theano.tensor as T, lasagne
+from lasagne_mnist_port import speedups
+lasagne.random.set_rng(np.random.RandomState(1))
+x, y = T.matrix("x"), T.ivector("y")
+net = lasagne.layers.InputLayer((None, 12), input_var=x)
+net = lasagne.layers.DropoutLayer(lasagne.layers.DenseLayer(net, 6), p=0.4)
+net = lasagne.layers.DenseLayer(net, 3, nonlinearity=lasagne.nonlinearities.softmax)
+mode = speedups.mode(net)
+loss = lasagne.objectives.categorical_crossentropy(lasagne.layers.get_output(net), y).mean()
+params = lasagne.layers.get_all_params(net, trainable=True)
+f = theano.function([x, y], loss, updates=lasagne.updates.rmsprop(loss, params, 0.01), mode=mode)
+rng = np.random.RandomState(0)
+X = (rng.rand(8, 12) * (rng.rand(8, 12) < 0.3)).astype("float32")
+losses = [float(f(X, np.arange(8, dtype="int32") % 3)) for _ in range(2)]
+guards = None
+if type(theano.compile.get_default_mode()).__name__ == "NanGuardMode":
+    try:  # its checks run: a NaN is its error
+        theano.function([x], T.log(x - x - 1), mode=mode)(X)
+        guards = False
+    except AssertionError as e:
+        guards = "NanGuardMode found an error" in str(e)
+print(json.dumps([type(theano.compile.get_default_mode()).__name__, speedups.describe(mode),
+                  sorted(set(type(n.op).__name__ for n in f.maker.fgraph.toposort())
+                         & {"BernoulliMask", "FusedRMSProp", "ColumnSum", "ZeroSkippingDot22"}),
+                  bool(np.all(np.isfinite(losses))), guards]))
+"""
+
+
+@pytest.mark.parametrize("theano_mode, device_line, error", [
+    # DebugMode runs each op's C and Python code with its own linker (and
+    # compares them, on the training steps): 7 steps aside
+    ("DebugMode", "on, except 7 side-by-side compile (mode=DebugMode runs Theano's own linker)",
+     None),
+    # NanGuardMode's checks are callbacks of its VM linker, which 7's linker keeps
+    ("NanGuardMode", "on", True)])
+def test_the_modes_a_theano_user_sets(theano_mode, device_line, error):
+    env = dict(os.environ, THEANO_FLAGS="mode=" + theano_mode)
+    env.pop("FLM_SPEEDUPS", None)
+    result = subprocess.run([sys.executable, "-c", SMALL_NETWORK], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        theano_mode, device_line, ["BernoulliMask", "ColumnSum", "FusedRMSProp",
+                                   "ZeroSkippingDot22"], True, error]
+
+
+@pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
+                    reason="two runs of the command line; FLM_SLOW_TESTS=1 runs it")
+def test_nanguardmode_trains_the_tutorial_and_still_guards():
+    """The command line under NanGuardMode trains with the speed-ups; a
+    learning rate that makes the weights overflow is caught by NanGuardMode's
+    own check, not at the end of the epoch."""
+    env = dict(os.environ, THEANO_FLAGS="mode=NanGuardMode")
+    env.pop("FLM_SPEEDUPS", None)
+    args = [sys.executable, os.path.join(ROOT, "feedforward_lasagne_mnist.py"), "--epochs", "1",
+            "--limit", "500", "--no-progress"]
+    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "speed-ups: on\n" in result.stderr and "  test accuracy:" in result.stdout
+    result = subprocess.run(args + ["--lr", "1e38"], capture_output=True, text=True, cwd=ROOT,
+                            env=env, timeout=300)
+    assert result.returncode != 0 and "NanGuardMode found an error" in result.stderr
+
+
+@pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
+                    reason="a minute of DebugMode; FLM_SLOW_TESTS=1 runs it")
+def test_debugmode_trains_the_tutorial():
+    """The tutorial's network and functions under DebugMode, on a small subset."""
+    code = ("import feedforward_lasagne_mnist as flm\n"
+            "d = flm.load_data()\n"
+            "net = flm.run_network(data=[d[0][:200], d[1][:200]] + [a[:100] for a in d[2:]],\n"
+            "                      num_epochs=1, batch_size=50, seed=1, progress=False)\n"
+            "print(net.history['train_loss'])\n")
+    env = dict(os.environ, THEANO_FLAGS="mode=DebugMode")
+    env.pop("FLM_SPEEDUPS", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("speed-ups: on, except 7 side-by-side compile (mode=DebugMode runs Theano's own "
+            "linker)") in result.stderr
+    assert "  test accuracy:" in result.stdout
+
+
+def test_the_rewrites_are_selected_by_their_names_only():
+    """Theano's default mode and a mode built from a database's name select
+    none of the speed-ups' rewrites; speedups.mode() names each."""
+    from lasagne_mnist_port.speedups import parallel_compile  # noqa: F401 (registrations)
+    ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
+            "zero_skipping_dot22", "fold_data_movement"}
+
+    def selected(query):
+        names = set()
+
+        def walk(opt):  # SeqOptimizer (a list), EquilibriumOptimizer, the rest
+            names.add(getattr(opt, "name", None))
+            for sub in list(opt) if isinstance(opt, list) else [
+                    o for a in ("local_optimizers_all", "global_optimizers", "final_optimizers",
+                                "cleanup_optimizers") for o in getattr(opt, a, None) or []] + [
+                    o for os_ in (getattr(opt, "local_optimizers_map", None) or {}).values()
+                    for o in os_]:
+                walk(sub)
+        walk(theano.compile.optdb.query(query))
+        return names & ours
+
+    assert selected(theano.compile.get_default_mode().provided_optimizer) == set()
+    for db in ("canonicalize", "stabilize", "specialize", "uncanonicalize"):
+        assert selected(theano.gof.Query(include=[db])) == set(), db
+    fast = speedups.mode(flm.build_mlp())
+    assert selected(fast.provided_optimizer) >= ours - {"zero_skipping_dot22"}

@@ -10,7 +10,7 @@
 #   3. .venv from that Python, the pinned requirements.txt, the startup hook.
 # Before them: one setup at a time (a second one waits), and PYTHONHOME refused.
 # A .venv is never deleted: one that no longer runs is moved aside, one left
-# without its pip by an interrupted setup is finished.
+# without a pip that starts by an interrupted setup is finished.
 #
 #   tools/setup.sh                 what `make setup` runs
 #   tools/setup.sh --find-python   print which Python a new .venv would be made
@@ -161,7 +161,11 @@ if [ -e .venv ] || [ -L .venv ]; then
   case "${ver:-}" in
     3.10|3.11)
       venv_ok=1
-      ls .venv/lib/python3*/site-packages/pip/__init__.py >/dev/null 2>&1 || venv_half=1 ;;
+      # Its own pip, and one that starts: a setup stopped while pip installed
+      # itself into the new .venv leaves pip/__init__.py without the rest
+      # ("No module named 'pip._internal'").
+      { ls .venv/lib/python3*/site-packages/pip/__init__.py &&
+        .venv/bin/python -m pip --version; } >/dev/null 2>&1 || venv_half=1 ;;
     *)
       aside=.venv.broken-$(date +%Y%m%d-%H%M%S)-$$
       mv .venv "$aside"
@@ -347,7 +351,10 @@ full=$("$PY" -c 'import platform; print(platform.python_version())')
 say "Python $full ($PY, $where)"
 
 if [ -n "$venv_half" ]; then
-  say ".venv has no pip of its own (an interrupted setup): finishing it"
+  say ".venv has no working pip of its own (an interrupted setup): finishing it"
+  # What there is of a pip that does not start goes, so that pip installs
+  # itself whole (it would take a pip whose metadata is there as installed).
+  rm -rf .venv/lib/python3*/site-packages/pip .venv/lib/python3*/site-packages/pip-*.dist-info
 fi
 if [ ! -x .venv/bin/python ] || [ -n "$venv_half" ]; then
   [ -n "$venv_half" ] || say "creating .venv from $PY"

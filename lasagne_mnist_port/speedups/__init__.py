@@ -19,11 +19,14 @@ changes numerically:
 3. scalar constants as exact C literals (inline_constants);
 4. rmsprop's update as one C op per parameter (fused_rmsprop; CPU only);
 5. the first layer's products skip the images' zeros (sparse_dot; CPU only),
-   with OPENBLAS_THREAD_TIMEOUT=4 so that OpenBLAS's idle threads sleep;
+   with OpenBLAS loaded under OPENBLAS_THREAD_TIMEOUT=4, so that its idle
+   threads sleep;
 6. bias-gradient sums as one vector loop (column_sum; CPU only);
 7. the functions' C modules compiled side by side, with a precompiled header,
    and constants of data-movement ops folded in Python (parallel_compile).
 """
+import ctypes
+import ctypes.util
 import os
 import re
 
@@ -36,7 +39,7 @@ from . import dropout_rng, parallel_compile
 
 # The rewrites of 3 to 7, by the names they are registered under in optdb.
 EVERYWHERE = ("inline_broadcast_constants", "fold_data_movement")
-CPU_ONLY = ("fused_rmsprop", "column_sum")
+CPU_ONLY = ("fused_rmsprop", "fused_rmsprop_inplace", "column_sum")
 
 # OPENBLAS_THREAD_TIMEOUT is a power of 2 of CPU cycles; up to 2**10 (a
 # microsecond or less), OpenBLAS's idle threads are out of the way of ours.
@@ -67,20 +70,48 @@ def blas_loaded():
     return any(("/lib%s." % name) in mapped for name in names)
 
 
+# The BLAS loaded by load_blas() with our OPENBLAS_THREAD_TIMEOUT, once per process.
+_loaded_with_timeout = []
+
+
+def load_blas():
+    """Loads the OpenBLAS of blas.ldflags now, as the functions' modules will
+    find it: lib<name>.so in the first -L folder that has it, else where the
+    system's linker finds lib<name>. Theano's modules name it by its soname,
+    so they use this copy. OSError when it cannot be loaded."""
+    flags = theano.config.blas.ldflags.split()
+    dirs = [w[2:] for w in flags if w.startswith("-L")]
+    for name in (w[2:] for w in flags if w.startswith("-l") and "openblas" in w):
+        path = next((os.path.join(d, "lib%s.so" % name) for d in dirs
+                     if os.path.exists(os.path.join(d, "lib%s.so" % name))), None)
+        ctypes.CDLL(path or ctypes.util.find_library(name) or "lib%s.so" % name)
+
+
 def zero_skipping_problem():
     """Why 5 cannot run in this process, or None. It needs OpenBLAS's idle
-    threads to sleep at once: OPENBLAS_THREAD_TIMEOUT at most 2**10 cycles, set
-    before OpenBLAS is loaded (at the first compiled function that uses it).
-    When the variable is unset and OpenBLAS not yet loaded, it is set to 4."""
+    threads to sleep at once: OPENBLAS_THREAD_TIMEOUT at most 2**10 cycles,
+    which OpenBLAS reads when it is loaded. When the variable is unset and
+    OpenBLAS not yet loaded, OpenBLAS is loaded now with the variable at 4,
+    which is then removed again: the processes this one starts get the
+    user's environment (a program of the project sets it for itself)."""
     if not on_cpu():
         return "not on a GPU"
     if "openblas" not in theano.config.blas.ldflags:
         return "BLAS is not OpenBLAS"  # MKL, BLIS ... have other ways of waiting
     value = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     if value is None:
+        if _loaded_with_timeout:
+            return None
         if blas_loaded():
             return "OpenBLAS was loaded before OPENBLAS_THREAD_TIMEOUT could be set"
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        try:
+            load_blas()
+        except OSError as e:
+            return "OpenBLAS could not be loaded: %s" % e
+        finally:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        _loaded_with_timeout.append(True)
         return None
     try:  # OpenBLAS ignores 0 and negative values (and raises 1-3 to 4)
         if 1 <= int(value) <= SHORT_BLAS_TIMEOUT:
@@ -105,19 +136,34 @@ def use_fast_dropout(network, fast=True):
             layer._srng = stock
 
 
+def parallel_compile_applies():
+    """Whether 7 can run with Theano's default mode: a VM linker with C
+    thunks and a C++ compiler. DebugMode, a Python linker, no g++: no."""
+    default = theano.compile.get_default_mode()
+    return parallel_compile.linker(default.linker) is not default.linker
+
+
 def prepare(enabled=None):
     """Starts, when `wanted(enabled)` and on the CPU, what mode() would start:
     7's precompiled headers for the CPU's ops, made in the background. For a
     caller that knows it will train (the command line): they are then made
     while the data loads."""
-    if wanted(enabled) and on_cpu() and theano.config.cxx:
+    if wanted(enabled) and on_cpu() and parallel_compile_applies():
         parallel_compile.start_headers()
 
 
 def mode(network, enabled=None):
     """The compile mode of the speed-ups for this network's functions, after
     giving its dropout layers their generator; None (Theano's default mode, and
-    the stock generator) when not `wanted(enabled)`."""
+    the stock generator) when not `wanted(enabled)`.
+
+    It is Theano's default mode (THEANO_FLAGS mode=...) with the rewrites of
+    1-6 included and `local_dot22_to_dot22scalar` excluded, and 7's linker in
+    place of the mode's VM linker. A mode that runs a linker of its own
+    (DebugMode, which runs each op's C and Python code and compares them)
+    keeps it: 7 steps aside, and the mode checks the other six's ops as it
+    checks Theano's. NanGuardMode's checks are callbacks of its VM linker,
+    which 7's linker keeps."""
     on = wanted(enabled)
     use_fast_dropout(network, fast=on and on_cpu())
     if not on:
@@ -128,16 +174,27 @@ def mode(network, enabled=None):
     prepare(enabled)
     base = theano.compile.get_default_mode().including(*names).excluding(
         "local_dot22_to_dot22scalar")
-    return theano.compile.Mode(linker=parallel_compile.linker(base.linker),
-                               optimizer=base.provided_optimizer)
+    linker = parallel_compile.linker(base.linker)
+    if linker is base.linker:
+        return base
+    return theano.compile.Mode(linker=linker, optimizer=base.provided_optimizer)
 
 
 def describe(compile_mode):
     """For the Device line: which speed-ups a mode made by mode() holds."""
     if compile_mode is None:
         return "off (stock Theano/Lasagne)"
+    left_out = []
     if not on_cpu():
-        return "on, except the CPU-only 1, 4, 5, 6"
-    if "zero_skipping_dot22" not in compile_mode.provided_optimizer.include:
-        return "on, except 5 zero-skipping products ({})".format(zero_skipping_problem())
-    return "on"
+        left_out.append("the CPU-only 1, 4, 5, 6")
+    elif "zero_skipping_dot22" not in compile_mode.provided_optimizer.include:
+        left_out.append("5 zero-skipping products ({})".format(zero_skipping_problem()))
+    if not isinstance(compile_mode.linker, parallel_compile.ParallelCompileLinker):
+        if not theano.config.cxx:
+            why = "no C++ compiler"
+        elif type(theano.compile.get_default_mode()) is theano.compile.Mode:
+            why = "linker={}".format(theano.config.linker)  # e.g. py: no C modules
+        else:
+            why = "mode={} runs Theano's own linker".format(theano.config.mode)
+        left_out.append("7 side-by-side compile ({})".format(why))
+    return "on, except " + "; ".join(left_out) if left_out else "on"

@@ -217,6 +217,11 @@ class RandomStreams(object):
             ndim = T.get_vector_length(size) if ndim is None else ndim
         rstate = theano.shared(self._fresh_state(), name="dropout_rng_state")
         new_rstate, mask = BernoulliMask(ndim, dtype)(rstate, size, p)
+        # A generator's state, not a value of the model: NanGuardMode checks
+        # neither (its uint64 key is above the 1e10 it calls big), as it
+        # skips MRG_RandomStreams' states, also tagged is_rng.
+        rstate.tag.is_rng = True
+        new_rstate.tag.nan_guard_mode_check = False
         rstate.default_update = new_rstate
         self.state_updates.append((rstate, new_rstate))
         return mask

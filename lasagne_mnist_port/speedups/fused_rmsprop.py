@@ -338,9 +338,11 @@ def local_fused_rmsprop_inplace(node):
 if "fused_rmsprop" not in theano.compile.optdb:
     theano.compile.optdb.register("fused_rmsprop", FuseRMSProp(), 1.65)
     # After the destroy handler (49.5), with the BLAS inplace rewrites (70),
-    # before the elementwise ones (75). Tagged "fast_run" for good: it only
-    # touches FusedRMSProp nodes, which exist only where something put them.
-    # Fails quietly (the op then stays out of place) where the graph forbids
-    # writing into param or acc: e.g. a shared variable that is not updated.
+    # before the elementwise ones (75). Like "fused_rmsprop", selected by its
+    # name only (speedups.mode() includes both), so that the default mode's
+    # set of rewrites stays Theano's; tagged "inplace" too, so that a mode
+    # excluding the inplace rewrites excludes it. Fails quietly (the op then
+    # stays out of place) where the graph forbids writing into param or acc:
+    # e.g. a shared variable that is not updated.
     theano.compile.optdb.register("fused_rmsprop_inplace", in2out(local_fused_rmsprop_inplace),
-                                  70.5, "fast_run", "inplace")
+                                  70.5, "inplace")

@@ -33,11 +33,22 @@ Numerically nothing changes: the same source, compiled with the same
 arguments, and constants folded to the same arrays. A precompiled header
 stands for the exact #include lines the module starts with, and g++ checks
 that it was made with the same options and macros, or parses the headers
-itself. A module g++ rejects is built again without the header; if it is
-rejected again, that error is Theano's, reported once. Anything else (an op
-without C code, no temporary directory) leaves the module to Theano. Speed-up
-7 of docs/speedups.md.
+itself. A module g++ rejects is built again without the header (and when it
+then builds, the header is at fault: it is removed, and made again by a
+later compile); if it is rejected again, Theano compiles it itself and
+reports the error as always, once. Anything else (an op without C code, no
+temporary directory) leaves the module to Theano.
+
+Stopping. The g++ of these builds run in sessions of their own, with their
+temporary files in the build's folder, and report to their thread, never to
+stdout. When the compile ends with an exception (Ctrl-C and SIGTERM are a
+KeyboardInterrupt there), and when the process exits, stop() kills those
+running and no other starts; a killed g++ is no verdict on the code. A build
+folder left by a process that was killed (kill -9) is removed by the next
+compile. Compiles in this linker take turns, one thread at a time.
+Speed-up 7 of docs/speedups.md.
 """
+import atexit
 import collections
 import concurrent.futures
 import contextlib
@@ -46,8 +57,8 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -69,6 +80,9 @@ __all__ = ["ParallelCompileLinker", "linker", "fold_data_movement"]
 # it: it costs about two modules' compile time, and then halves each one.
 PCH_MIN_MODULES = 4
 PCH_DIR = "lasagne_mnist_port-pch"
+# The folders the modules are built in, in the temporary directory: the
+# process id follows, so that one left by a killed process can be told apart.
+BUILD_PREFIX = "lasagne_mnist_port-build-"
 
 
 def cpus():
@@ -92,7 +106,7 @@ class Module(object):
         # writes them first): what a precompiled header can stand for.
         self.includes = tuple(i for i in mod.includes if i)
         self.future = None
-        self.report = ""
+        self.messages = b""  # what g++ said about a module it built (warnings)
 
     @staticmethod
     def signature(args):
@@ -116,6 +130,136 @@ class Module(object):
             return None
         return (self.compiler, tuple(self.args["preargs"]), tuple(self.args["include_dirs"]),
                 tuple(first))
+
+
+# --- Our g++ runs: stoppable, silent ------------------------------------------------
+# Theano's compile_str runs g++ through cmodule.output_subprocess_Popen and, when
+# g++ fails, writes a report file into the temporary directory and prints its
+# name on stdout. In the threads of this module (those with _local.job set),
+# run_gxx takes its place: g++ starts only while the job's generation is the
+# current one, in a session of its own (stop() kills it with everything it
+# started), with its temporary files in the job's folder, and its exit status
+# and messages go to the job. compile_str is told that all went well, so it
+# neither reports nor prints: the thread reads the verdict from the job.
+class Stopped(Exception):
+    """The build was stopped (stop()), or its g++ killed by a signal: no
+    verdict on the code."""
+
+
+class Rejected(Exception):
+    """g++ rejected the module with and without the precompiled header."""
+
+
+class Job(object):
+    def __init__(self, generation, tmpdir):
+        self.generation, self.tmpdir = generation, tmpdir
+        self.status, self.stderr = None, b""  # status None: g++ did not run to its end
+
+
+_local = threading.local()
+_lock = threading.Lock()  # guards the three below
+_generation = [0]
+_running = set()
+_theanos_popen = []
+_threads = []  # the background threads of in_background()
+
+
+def run_gxx(command, **params):
+    """cmodule.output_subprocess_Popen, for this module's threads as said above."""
+    job = getattr(_local, "job", None)
+    if job is None:
+        return _theanos_popen[0](command, **params)
+    with _lock:
+        if job.generation != _generation[0]:
+            return b"", b"", 0
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True,
+                                   env=dict(os.environ, TMPDIR=job.tmpdir))
+        _running.add(process)
+    try:
+        out, err = process.communicate()
+    finally:
+        with _lock:
+            _running.discard(process)
+    job.status, job.stderr = process.returncode, err
+    return out, b"", 0
+
+
+def install():
+    """Puts run_gxx in place, once per process, and stop() at the process's exit."""
+    with _lock:
+        if not _theanos_popen:
+            _theanos_popen.append(cmodule.output_subprocess_Popen)
+            cmodule.output_subprocess_Popen = run_gxx
+            atexit.register(at_exit)
+
+
+def stop():
+    """No g++ of the builds started so far starts any more; those running are
+    killed (SIGKILL to their session: g++, cc1plus, as). Builds started
+    afterwards run as usual."""
+    with _lock:
+        _generation[0] += 1
+        for process in _running:
+            if process.returncode is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def at_exit():
+    """At the process's exit: stop(), and give the background threads a moment
+    to remove their temporary folders (their g++ are gone)."""
+    stop()
+    for thread in _threads:
+        thread.join(timeout=5)
+
+
+def gxx(compiler, args, generation, tmpdir):
+    """compiler.compile_str(**args) in this thread, its g++ run by run_gxx: g++'s
+    exit status and messages. Stopped when it was stopped or killed."""
+    install()
+    _local.job = job = Job(generation, tmpdir)
+    try:
+        compiler.compile_str(**args)
+    finally:
+        _local.job = None
+    if job.status is None or job.status < 0:
+        raise Stopped()
+    return job.status, job.stderr
+
+
+def remove_at_once(path):
+    """Moves the directory path out of the way in one step (a process reading
+    it sees it whole or not at all), then deletes it."""
+    root = os.path.dirname(path)
+    stale = tempfile.mkdtemp(prefix=".stale-", dir=root)
+    try:
+        os.rename(path, os.path.join(stale, "old"))
+    except OSError:
+        pass  # another process moved it
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def remove_abandoned_builds():
+    """Removes the build folders of processes that no longer run (killed with
+    kill -9, they could not)."""
+    tmp = tempfile.gettempdir()
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        match = re.fullmatch(re.escape(BUILD_PREFIX) + r"(\d+)-\w+", name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
 
 
 def header_dir(group):
@@ -169,10 +313,13 @@ def fresh(directory):
         return False
 
 
-def build_header(group):
+def build_header(group, generation=None):
     """The directory holding group's fresh `Python.h.gch`, made if need be;
-    None when g++ could not make it."""
+    None when g++ could not make it; Stopped when stopped (generation: of
+    stop(), default the current one)."""
     compiler, preargs, include_dirs, includes = group
+    if generation is None:
+        generation = _generation[0]
     final = header_dir(group)
     if fresh(final):
         return final
@@ -187,27 +334,26 @@ def build_header(group):
         # Theano's own command line, as for a module, with "-c -x c++-header":
         # g++ then writes the precompiled header where the .so would go, and
         # the headers it read into Python.h.d.
-        compiler.compile_str("Python.h", "".join("#include %s\n" % inc for inc in includes),
-                             location=work, include_dirs=list(include_dirs),
-                             preargs=list(preargs) + ["-c", "-x", "c++-header", "-MD", "-MF",
-                                                      os.path.join(work, "Python.h.d")],
-                             py_module=False)
+        status, _ = gxx(compiler, dict(
+            module_name="Python.h", src_code="".join("#include %s\n" % inc for inc in includes),
+            location=work, include_dirs=list(include_dirs), py_module=False,
+            preargs=list(preargs) + ["-c", "-x", "c++-header", "-MD", "-MF",
+                                     os.path.join(work, "Python.h.d")]), generation, work)
+        if status:
+            return None
         os.rename(os.path.join(work, "Python.h." + cmodule.get_lib_extension()),
                   os.path.join(work, "Python.h.gch"))
         with open(os.path.join(work, "Python.h.deps"), "w") as f:
             json.dump(depends_on(work), f)
         if os.path.exists(final):  # stale: out of the way first (a directory at once)
-            stale = tempfile.mkdtemp(prefix=".stale-", dir=root)
-            try:
-                os.rename(final, os.path.join(stale, "old"))
-            except OSError:
-                pass  # another process moved it
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_at_once(final)
         try:
             os.rename(work, final)  # the whole directory at once, or not at all
         except OSError:
             pass  # another process made it first: use theirs
         return final if fresh(final) else None
+    except Stopped:
+        raise
     except Exception:
         return None
     finally:
@@ -221,16 +367,23 @@ _headers = {}
 
 def header(group, submit):
     """A future of build_header(group), started with submit(fn, *args) unless
-    already there."""
+    already there (made, or being made); started again when it was stopped
+    or cancelled, or its header has been removed since (at fault)."""
+    compiler_program()  # (its g++ -print-prog-name runs now, in this thread, once)
     key = (theano.config.compiledir, group)
-    if key not in _headers or _headers[key].cancelled():
-        _headers[key] = submit(build_header, group)
-    return _headers[key]
+    future = _headers.get(key)
+    if future is not None and future.done() and (future.cancelled() or (
+            isinstance(future.exception(), Stopped) if future.exception() else
+            future.result() is not None and not os.path.isdir(future.result()))):
+        future = None
+    if future is None:
+        _headers[key] = future = submit(build_header, group, _generation[0])
+    return future
 
 
 def in_background(fn, *args):
     """A future of fn(*args), run in a daemon thread: a process that ends
-    first does not wait for it (build_header removes what it left)."""
+    first does not wait for it (at_exit stops its g++)."""
     future = concurrent.futures.Future()
 
     def run():
@@ -240,14 +393,19 @@ def in_background(fn, *args):
             except BaseException as e:
                 future.set_exception(e)
 
-    threading.Thread(target=run, name="lasagne_mnist_port-pch", daemon=True).start()
+    thread = threading.Thread(target=run, name="lasagne_mnist_port-pch", daemon=True)
+    _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
+    thread.start()
     return future
 
 
 def header_result(future):
-    """The directory a header future gives, or None (failed, cancelled)."""
+    """The directory a header future gives, or None (failed, cancelled);
+    Stopped when it was stopped."""
     try:
         return future.result()
+    except Stopped:
+        raise
     except Exception:
         return None
 
@@ -257,6 +415,7 @@ def start_headers():
     will use, unless they exist: that of an elementwise op and that of a
     BLAS product (other options), while the expressions are built and
     optimised, before the first module needs them."""
+    install()
     x = theano.tensor.fmatrix()
     for output in (x * 2, theano.tensor.blas.Dot22()(x, x)):
         try:
@@ -291,29 +450,23 @@ def missing_modules(order):
     return list(found.values())
 
 
-class ThreadOutput(object):
-    """sys.stdout while the modules build: what a thread that set
-    `local.kept` to a list writes goes there; everything else goes through."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.local = threading.local()
-
-    def write(self, text):
-        kept = getattr(self.local, "kept", None)
-        if kept is None:
-            return self.stream.write(text)
-        kept.append(text)
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
+# One compile in this linker at a time (reentrant: a compile may start
+# another, e.g. scan's inner function), so that the compile_str of one is
+# never taken for another's or left behind by it.
+_compiling = threading.RLock()
 
 
 @contextlib.contextmanager
 def prebuilt(order):
     """Builds the missing modules of these nodes in parallel, and has
     compile_str take them, while the block runs."""
+    with _compiling:
+        with _prebuilt(order):
+            yield
+
+
+@contextlib.contextmanager
+def _prebuilt(order):
     if not theano.config.cxx:
         yield
         return
@@ -321,42 +474,38 @@ def prebuilt(order):
     if len(modules) < 2:
         yield
         return
+    remove_abandoned_builds()
     try:
-        work = tempfile.mkdtemp(prefix="lasagne_mnist_port-build-")
+        work = tempfile.mkdtemp(prefix="%s%d-" % (BUILD_PREFIX, os.getpid()))
     except OSError:  # no temporary directory to build in: Theano, one by one
         yield
         return
+    install()
+    generation = _generation[0]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=cpus())
-    output = ThreadOutput(sys.stdout)
     groups = collections.Counter(m.header_group() for m in modules)
     headers = {group: header(group, pool.submit) for group, n in groups.items() if group is not None and (
         n >= PCH_MIN_MODULES or (theano.config.compiledir, group) in _headers
         or fresh(header_dir(group)))}
+    faulty = set()  # precompiled headers that a module failed with and built without
 
     def build(module, location):
         header = headers.get(module.header_group())
         # With the precompiled header (waiting for it: it halves the compile),
         # unless it failed: g++ then parses the headers itself; and again
         # without it if g++ rejected the module, so that a failure is g++'s
-        # verdict on Theano's own command. What compile_str prints about a
-        # failure is kept, and shown once if Theano asks for the module.
+        # verdict on Theano's own command.
         directory = header_result(header) if header is not None else None
-        for include in ([[directory]] if directory else []) + [[]]:
-            args = dict(module.args, include_dirs=include + list(module.args["include_dirs"]))
-            output.local.kept = []
-            try:
-                module.compiler.compile_str(location=location, py_module=False, **args)
+        for include in ([[directory]] if directory and directory not in faulty else []) + [[]]:
+            args = dict(module.args, include_dirs=include + list(module.args["include_dirs"]),
+                        location=location, py_module=False)
+            status, module.messages = gxx(module.compiler, args, generation, work)
+            if status == 0:
+                if directory and not include and directory not in faulty:
+                    faulty.add(directory)  # the header was at fault: made again later
+                    remove_at_once(directory)
                 return location
-            except Exception:
-                if include:  # the attempt with the header: its report file goes
-                    for report in re.findall(r"temporary file: (\S+)", "".join(output.local.kept)):
-                        if os.path.basename(report).startswith("theano_compilation_error_"):
-                            os.unlink(report)
-                    continue
-                module.report = "".join(output.local.kept)
-                raise
-            finally:
-                output.local.kept = None
+        raise Rejected()
 
     # Longest first: those without a precompiled header (they need not wait
     # for one), then those whose header is ready, then those whose header is
@@ -375,17 +524,17 @@ def prebuilt(order):
         module = built.get(Module.signature(args))
         if module is not None and py_module and hide_symbols and location:
             try:
+                # Built: its files. Rejected by g++, or anything else (a
+                # file system error): Theano compiles it itself, and reports
+                # an error as always.
                 done = module.future.result()
-            except Exception as e:
-                # g++ rejected Theano's own command: the same error, reported
-                # once. Anything else (a file system error): Theano tries itself.
-                if str(e).startswith("Compilation failed"):
-                    sys.stdout.write(module.report)
-                    raise
-                done = None
-            if done:
                 for name in os.listdir(done):
                     shutil.copy2(os.path.join(done, name), os.path.join(location, name))
+            except Exception:
+                pass
+            else:
+                if theano.config.cmodule.compilation_warning and module.messages:
+                    print(module.messages.decode("utf-8", "replace"))  # as compile_str does
                 open(os.path.join(location, "__init__.py"), "w").close()
                 return cmodule.dlimport(os.path.join(
                     location, "%s.%s" % (module_name, cmodule.get_lib_extension())))
@@ -393,7 +542,6 @@ def prebuilt(order):
                         lib_dirs=lib_dirs, libs=libs, preargs=preargs, py_module=py_module,
                         hide_symbols=hide_symbols)
 
-    sys.stdout = output
     cmodule.GCC_compiler.compile_str = staticmethod(compile_str)
     try:
         for i, module in enumerate(modules):
@@ -401,12 +549,14 @@ def prebuilt(order):
             os.mkdir(location)
             module.future = pool.submit(build, module, location)
         yield
+    except BaseException:
+        # Ctrl-C, SIGTERM or an error: the g++ running are killed and no other
+        # starts, including those of the headers made in the background.
+        stop()
+        raise
     finally:
-        cmodule.GCC_compiler.compile_str = staticmethod(original)
-        sys.stdout = output.stream
-        # After an error or a Ctrl-C: the g++ already running finish, the
-        # others do not start.
         pool.shutdown(wait=True, cancel_futures=True)
+        cmodule.GCC_compiler.compile_str = staticmethod(original)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -454,7 +604,10 @@ def fold_data_movement(node):
 
 
 # Where Theano's constant folding is, under this name only: speedups.mode()
-# includes it by that name.
+# includes it by that name. (A rewrite registered in one of these databases
+# is by default also selected by the database's name, which a mode may
+# include, e.g. Mode(optimizer=None).including("canonicalize").)
 for _db in ("canonicalize", "stabilize", "specialize", "uncanonicalize"):
     if "fold_data_movement" not in theano.compile.optdb[_db].__db__:
-        theano.compile.optdb[_db].register("fold_data_movement", fold_data_movement)
+        theano.compile.optdb[_db].register("fold_data_movement", fold_data_movement,
+                                           use_db_name_as_tag=False)
