@@ -38,6 +38,7 @@ import platform
 import re
 import subprocess
 import sys
+import sysconfig
 
 import numpy as np
 
@@ -78,11 +79,17 @@ def blas_plan(ldflags):
             symbol = w[len("-Dsgemm_="):]
     libs = []
     for name in (w[2:] for w in words if w.startswith("-l")):
-        # the linker's order: the -L folders, then the system's (ld.so's cache)
+        # the linker's order: the -L folders, then the system's (ld.so's cache,
+        # which gives a file name: found in the system's folders for its path)
         found = [f for d in dirs for f in sorted(glob.glob(os.path.join(d, "lib%s.so*" % name)))]
-        path = found[0] if found else ctypes.util.find_library(name)
-        if path:
-            libs.append(path)
+        soname = None if found else ctypes.util.find_library(name)
+        if soname:
+            multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+            found = [p for d in ("/usr/local/lib", "/usr/lib/" + multiarch, "/lib/" + multiarch,
+                                 "/usr/lib64", "/lib64", "/usr/lib", "/lib")
+                     for p in [os.path.join(d, soname)] if os.path.exists(p)] or [soname]
+        if found:
+            libs.append(found[0])
     return (libs, symbol) if libs else None
 
 
