@@ -108,6 +108,7 @@ def cpu_identity():
 
 
 def cache_file(plan):
+    """Where a right result for this library, environment and CPU is kept."""
     libs, symbol = plan
     stats = []
     for lib in libs:
@@ -249,8 +250,7 @@ def check(ldflags):
                                    "run again" % coretype)
     raise WrongBlas(line + "%s: link another BLAS with THEANO_FLAGS=blas.ldflags=... "
                            "(docs/setup.md) and run again"
-                    % (", and so does every OPENBLAS_CORETYPE of " + ", ".join(tried)
-                       if tried else ""))
+                    % (", with OPENBLAS_CORETYPE=%s too" % " and ".join(tried) if tried else ""))
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--probe"]:

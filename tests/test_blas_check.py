@@ -101,9 +101,9 @@ def test_run_network_checks_it_too_before_training(tmp_path, cache, monkeypatch)
         training.describe_backend(None)
     assert str(e.value) == (
         "the BLAS (OpenBLAS 0.0.1, core %s) computes wrong matrix products on this CPU, "
-        "and so does every OPENBLAS_CORETYPE of %s: link another BLAS with "
+        "with OPENBLAS_CORETYPE=%s too: link another BLAS with "
         "THEANO_FLAGS=blas.ldflags=... (docs/setup.md) and run again"
-        % (CURRENT, ", ".join(c for c in candidates() if c != CURRENT.upper())))
+        % (CURRENT, " and ".join(c for c in candidates() if c != CURRENT.upper())))
 
 
 def test_a_blas_other_than_openblas_is_named_by_its_file(tmp_path, cache):
