@@ -1,11 +1,10 @@
 """Whether the BLAS that Theano links computes right matrix products.
 
-A BLAS can pick a kernel that returns wrong numbers on some CPUs: OpenBLAS has
-shipped arm64 kernels that return NaN on real hardware, and under qemu's arm64
-emulation the scipy-openblas32 wheel's OpenBLAS 0.3.34 picks its `armv9sme`
-kernels, whose sgemm returns NaN there. Trained on such a BLAS, the network's
-loss becomes NaN in the first epoch, which looks like a learning rate that is
-too high. check() finds it before training: a few single-precision products
+A BLAS picks its kernels for the CPU, and a pick can compute wrong numbers:
+under qemu's arm64 emulation the scipy-openblas32 wheel's OpenBLAS 0.3.34
+picks its `armv9sme` kernels, whose sgemm returns NaN and wrong numbers there.
+Trained on such a BLAS, the network's loss becomes NaN in the first epoch,
+which looks like a learning rate that is too high. check() finds it before training: a few single-precision products
 (the tutorial's shapes and some odd ones, plain and transposed, with beta 0
 and 1) through the library's own sgemm, compared with a float64 reference that
 uses no BLAS at all (numpy's einsum without optimize). When they are wrong, it

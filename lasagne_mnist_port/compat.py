@@ -216,8 +216,8 @@ def translate_old_gpu_device(env=os.environ):
 # The BLAS picks its kernels for the CPU when it loads, and a pick can be
 # wrong: under qemu's arm64 emulation (an arm64 container on an x86 host) the
 # wheel's OpenBLAS 0.3.34 picks its armv9sme kernels, whose sgemm returns NaN
-# there. Trained on it, the loss was NaN in epoch 1 and the message blamed the
-# learning rate. blas_check.py computes a few products with the library in a
+# and wrong numbers there. Trained on it, the loss was NaN in epoch 1 and the
+# message blamed the learning rate. blas_check.py computes a few products with the library in a
 # child process (remembered per library, core type and CPU: the first run
 # only) and, when they are wrong, names an OPENBLAS_CORETYPE that computes them
 # right. It runs when training or prediction is about to start (the command
