@@ -6,6 +6,7 @@ tutorial.
     compat        the 2016 -> 2026 shims (applied before Theano's first import)
     import_hook   the venv's startup hook: the shims whenever Theano is imported
     gpu_env       the CUDA libraries for Theano's gpuarray backend
+    blas_check    whether the BLAS computes right products (before training)
     atomic_file   every file written whole or not at all
     training      run_network's helpers: data checks, progress bar, seeds, Device line
     history       the loss history as CSV and as a plot

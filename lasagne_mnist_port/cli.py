@@ -18,6 +18,7 @@ import theano
 from mnist_loader import MNISTError
 
 from . import atomic_file, compat, gpu_env, speedups
+from .blas_check import WrongBlas
 from .checkpoints import CheckpointError, save_network
 from .history import plot_history, save_history
 from .images import ImageError, load_image
@@ -151,6 +152,7 @@ def main(tutorial, argv=None):
                     os.environ.get("THEANO_FLAGS"), "device=" + args.device]))
             gpu_env.reexec_on_gpu()
         gpu_env.gpu_in_use(theano)  # a GPU asked for but inactive: stop before any work
+        compat.check_blas()  # so is a BLAS that computes wrong products
         if args.seed is not None:
             seed_rngs(args.seed)  # before a loaded network's dropout layers are built
         network = tutorial.load_network(args.load_model) if args.load_model else None
@@ -189,7 +191,7 @@ def main(tutorial, argv=None):
     except KeyboardInterrupt:
         log("\nInterrupted.")
         sys.exit(128 + stop_signal)
-    except (MNISTError, CheckpointError, ImageError, TrainingDiverged,
+    except (MNISTError, CheckpointError, ImageError, TrainingDiverged, WrongBlas,
             gpu_env.GpuEnvError, OSError, ValueError) as e:
         raise SystemExit("error: {}".format(e))
 

@@ -213,6 +213,28 @@ def translate_old_gpu_device(env=os.environ):
               "using device=%s (the gpuarray backend)" % (device, new), file=sys.stderr)
 
 
+# --- Shim 1c: a BLAS that computes wrong matrix products ------------------
+# The BLAS picks its kernels for the CPU when it loads, and a pick can be
+# wrong: under qemu's arm64 emulation (an arm64 container on an x86 host) the
+# wheel's OpenBLAS 0.3.34 picks its armv9sme kernels, whose sgemm returns NaN
+# and wrong numbers there. Trained on it, the loss was NaN in epoch 1 and the
+# message blamed the learning rate. blas_check.py computes a few products with the library in a
+# child process (remembered per library, core type and CPU: the first run
+# only) and, when they are wrong, names an OPENBLAS_CORETYPE that computes them
+# right. It runs when training or prediction is about to start (the command
+# line before anything is loaded; run_network through describe_backend), not
+# at `import theano`: code of the user's own that imports Theano is neither
+# slowed nor stopped by it. On a GPU the products are cuBLAS's or CLBlast's.
+def check_blas():
+    """Raises blas_check.WrongBlas when the CPU BLAS Theano links (blas.ldflags)
+    computes wrong products; one line naming the library and the fix."""
+    import theano
+    if is_gpu_device(theano.config.device):
+        return
+    from . import blas_check
+    blas_check.check(theano.config.blas.ldflags)
+
+
 # --- Shim 2: theano.tensor.signal.downsample for Lasagne 0.1 ----------------
 # Theano 0.9 removed the module theano.tensor.signal.downsample (renamed to
 # theano.tensor.signal.pool); Lasagne 0.1 (2015, the last release on PyPI)

@@ -17,7 +17,8 @@ DATA_NAMES = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite. (Not wrong matrix products:
+    describe_backend checks the BLAS before the training starts.)"""
 
 
 def log(message):
@@ -93,20 +94,58 @@ def seed_rngs(seed):
     lasagne.random.set_rng(np.random.RandomState(seed))
 
 
-def cpu_name():
+# An arm64 kernel's /proc/cpuinfo has no "model name": it gives the core's
+# implementer and part numbers (its MIDR register), which lscpu names from a
+# table; these are the common ones (phones and boards, servers, Apple Silicon).
+ARM_VENDORS = {0x41: "Arm", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu",
+               0x48: "HiSilicon", 0x4e: "NVIDIA", 0x51: "Qualcomm", 0x61: "Apple",
+               0xc0: "Ampere"}
+ARM_CORES = {
+    (0x41, 0xd03): "Cortex-A53", (0x41, 0xd04): "Cortex-A35", (0x41, 0xd05): "Cortex-A55",
+    (0x41, 0xd07): "Cortex-A57", (0x41, 0xd08): "Cortex-A72", (0x41, 0xd09): "Cortex-A73",
+    (0x41, 0xd0a): "Cortex-A75", (0x41, 0xd0b): "Cortex-A76", (0x41, 0xd0c): "Neoverse-N1",
+    (0x41, 0xd0d): "Cortex-A77", (0x41, 0xd40): "Neoverse-V1", (0x41, 0xd41): "Cortex-A78",
+    (0x41, 0xd44): "Cortex-X1", (0x41, 0xd46): "Cortex-A510", (0x41, 0xd47): "Cortex-A710",
+    (0x41, 0xd48): "Cortex-X2", (0x41, 0xd49): "Neoverse-N2", (0x41, 0xd4f): "Neoverse-V2",
+    (0x41, 0xd80): "Cortex-A520", (0x41, 0xd81): "Cortex-A720", (0x41, 0xd82): "Cortex-X4",
+    (0x41, 0xd84): "Neoverse-V3", (0x41, 0xd8e): "Neoverse-N3",
+    (0x43, 0x0af): "ThunderX2", (0x46, 0x001): "A64FX", (0x48, 0xd01): "Kunpeng-920",
+    (0x4e, 0x004): "Carmel", (0x61, 0x022): "M1 Icestorm", (0x61, 0x023): "M1 Firestorm",
+    (0x61, 0x032): "M2 Blizzard", (0x61, 0x033): "M2 Avalanche",
+    (0xc0, 0xac3): "Ampere-1", (0xc0, 0xac4): "Ampere-1a"}
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo", machine=None):
+    """The CPU as the Device line names it: x86's model name; an arm64 core by
+    its implementer and part. Under user-mode emulation (qemu-user, e.g. an
+    arm64 container on an x86 host) /proc/cpuinfo is the host's: then both."""
+    machine = machine or platform.machine()
+    fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.machine()
+    model = fields.get("model name")
+    if machine not in ("aarch64", "arm64"):
+        return model or machine
+    try:
+        vendor, part = int(fields["CPU implementer"], 16), int(fields["CPU part"], 16)
+    except (KeyError, ValueError):
+        return "arm64, emulated on " + model if model else "arm64"
+    name = ARM_CORES.get((vendor, part), "CPU part 0x%03x" % part)
+    return "%s %s" % (ARM_VENDORS.get(vendor, "implementer 0x%02x" % vendor), name)
 
 
 def describe_backend(compile_mode):
-    """The device and BLAS Theano really uses (a GPU asked for must be active),
-    and the speed-ups of the mode train_fn and val_fn were compiled in."""
+    """The device and BLAS Theano really uses (a GPU asked for must be active;
+    a CPU BLAS must compute right products: compat.check_blas), and the
+    speed-ups of the mode train_fn and val_fn were compiled in."""
+    compat.check_blas()
     blas = [w if not w.startswith("-L") or os.path.relpath(w[2:], PROJECT).startswith("..")
             else "-L" + os.path.relpath(w[2:], PROJECT)  # the project's .venv: a short path
             for w in theano.config.blas.ldflags.split() if w.startswith(("-l", "-L"))]

@@ -353,3 +353,88 @@ def test_the_rewrites_are_selected_by_their_names_only():
         assert selected(theano.gof.Query(include=[db])) == set(), db
     fast = speedups.mode(flm.build_mlp())
     assert selected(fast.provided_optimizer) >= ours - {"zero_skipping_dot22"}
+
+
+# --- Any x86-64: the speed-ups' C code for x86-64-v2 and v3 gives the native build's bits
+# Theano compiles for this CPU's -march (AVX-512 where it has it); gcc.cxxflags
+# with an -march of its own replaces that. The four C ops of the speed-ups, on
+# fixed inputs with partial tiles and blocks, each compiled as a module of its
+# own as in training (one op's flags, e.g. -ffp-contract=off, would otherwise
+# apply to all), in one process per level; the compile cache is shared, as
+# its keys hold the compiler flags.
+SPEEDUP_OPS = r"""
+import sys
+import numpy as np
+import theano
+import theano.tensor as T
+from lasagne_mnist_port.speedups import column_sum, dropout_rng, fused_rmsprop, sparse_dot
+
+rng = np.random.RandomState(1)
+X = (rng.rand(53, 784) * (rng.rand(53, 784) < 0.2)).astype("float32")  # 80 % zeros
+W, G, A = (rng.randn(784, 67).astype("float32") for _ in range(3))
+A = A * A
+x, w, g, a = T.fmatrices("x", "w", "g", "a")
+rstate = T.vector("rstate", dtype="uint64")
+product = sparse_dot.zero_skipping_dot22(x, w)
+param_new, acc_new = fused_rmsprop.FusedRMSProp()(w, g, a, 0.9, 0.1, 0.001, 1e-6)
+_, mask = dropout_rng.BernoulliMask(2, "float32")(rstate, [53, 784], 0.6)
+f = theano.function([x, w, g, a, rstate],
+                    [product, param_new, acc_new, column_sum.column_sum(g), mask],
+                    mode=theano.compile.Mode(linker="cvm", optimizer=None))
+outputs = f(X, W, G, A, np.array([12345, 678], dtype="uint64"))
+np.savez(sys.argv[1], *outputs)
+print(theano.gof.cmodule.GCC_compiler.march_flags[:1])
+"""
+X86_64_LEVELS = {"x86-64-v2": {"sse4_2", "ssse3", "popcnt", "cx16"},
+                 "x86-64-v3": {"avx2", "fma", "bmi1", "bmi2", "movbe", "f16c", "abm"}}
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        return set(next(l for l in f if l.startswith("flags")).split(":")[1].split())
+
+
+@pytest.fixture(scope="module")
+def speedup_ops_per_level(tmp_path_factory):
+    """{level: the outputs of SPEEDUP_OPS}, for this CPU's own -march ("native")
+    and the levels below it that the CPU runs, each built in its own process."""
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("x86-64 levels: this is %s" % platform.machine())
+    flags, needed = cpu_flags(), set()
+    levels = []
+    for level, features in X86_64_LEVELS.items():
+        needed |= features
+        if needed <= flags:
+            levels.append(level)
+    folder = tmp_path_factory.mktemp("levels")
+    runs = {}
+    for level in levels:
+        env = dict(os.environ, THEANO_FLAGS=os.environ.get("THEANO_FLAGS", "")
+                   + ",gcc.cxxflags=-march=" + level)
+        runs[level] = subprocess.Popen(
+            [sys.executable, "-c", SPEEDUP_OPS, str(folder / (level + ".npz"))], cwd=ROOT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from unittest import mock
+    with mock.patch.object(sys, "argv", ["-c", str(folder / "native.npz")]):
+        exec(SPEEDUP_OPS, {"__name__": "__main__"})  # this process: Theano's -march
+    for level, run in runs.items():
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        assert out.strip().splitlines()[-1] == "[]"  # our -march, not Theano's added to it
+    results = {}
+    for level in ["native"] + levels:
+        with np.load(folder / (level + ".npz")) as saved:
+            results[level] = [saved["arr_%d" % i] for i in range(len(saved.files))]
+    return results
+
+
+@pytest.mark.parametrize("level", X86_64_LEVELS)
+def test_speedup_ops_give_the_same_bits_on_every_x86_64_level(speedup_ops_per_level, level):
+    if level not in speedup_ops_per_level:
+        pytest.skip("this CPU cannot run %s code" % level)
+    native = speedup_ops_per_level["native"]
+    assert native[0].shape == (53, 67) and 0 < native[4].mean() < 1
+    for name, got, expected in zip(["product", "param_new", "acc_new", "column sums", "mask"],
+                                   speedup_ops_per_level[level], native):
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), name

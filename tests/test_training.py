@@ -61,3 +61,31 @@ def test_progress_bar_on_stderr_only_on_a_terminal(tmp_path):
     piped = run_cli("--limit", "1000", "--epochs", "1", "--batch-size", "100")
     assert piped.returncode == 0 and "batch/s" not in piped.stdout + piped.stderr
 
+
+
+ARM64_CPUINFO = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x3
+CPU part\t: 0xd0c
+CPU revision\t: 1
+
+processor\t: 1
+"""
+X86_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n\n"
+
+
+@pytest.mark.parametrize("text, machine, expected", [
+    (ARM64_CPUINFO, "aarch64", "Arm Neoverse-N1"),
+    (ARM64_CPUINFO.replace("0x41", "0xc0").replace("0xd0c", "0xac3"), "aarch64", "Ampere Ampere-1"),
+    (ARM64_CPUINFO.replace("0xd0c", "0xfff"), "aarch64", "Arm CPU part 0xfff"),
+    # qemu-user: an arm64 program reads the x86 host's /proc/cpuinfo
+    (X86_CPUINFO, "aarch64", "arm64, emulated on AMD EPYC"),
+    (X86_CPUINFO, "x86_64", "AMD EPYC"),
+    ("", "aarch64", "arm64"),
+])
+def test_the_device_line_names_the_cpu(tmp_path, text, machine, expected):
+    (tmp_path / "cpuinfo").write_text(text)
+    assert training.cpu_name(str(tmp_path / "cpuinfo"), machine) == expected

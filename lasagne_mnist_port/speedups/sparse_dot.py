@@ -29,7 +29,11 @@ B k x n, float32) but only over the columns of L that are non-zero:
 
 Numerically: each output element is the float32 sum of the same non-zero
 products, in increasing order of t; the BLAS sums in its own blocked order. The
-two agree to float32 rounding of the sum (tests/test_sparse_dot.py).
+two agree to float32 rounding of the sum (tests/test_sparse_dot.py). The C code
+is compiled with -ffp-contract=off: each product is rounded before it is added,
+as on a CPU without fused multiply-add, so that the bits are the same whatever
+the vector width and -march (x86-64-v2, v3, AVX-512, arm64:
+tests/test_speedups.py); with contraction, gcc fuses them where the CPU has FMA.
 
 The rewrite replaces Dot22 nodes whose left operand is a function's input (not
 a shared variable), possibly reshaped or transposed: the data. Hidden-layer
@@ -58,7 +62,9 @@ SUPPORT_CODE = r"""
 #define ZSD_R 6
 #define ZSD_PW 64
 /* A tile of the output is 6 rows x two vectors: 2 x 16 floats where the
-   compiler may use AVX-512 (-march of this CPU), 2 x 8 (AVX2) elsewhere. */
+   compiler may use AVX-512 (-march of this CPU), 2 x 8 elsewhere: one AVX2
+   register, two of SSE or of arm64's NEON (gcc splits a vector type wider
+   than the target's registers). */
 #if defined(__AVX512F__)
 #define ZSD_VW 16
 #else
@@ -279,6 +285,10 @@ class ZeroSkippingDot22(Dot22):
     def c_libraries(self):
         return Dot22.c_libraries(self) + ["pthread"]
 
+    def c_compile_args(self):
+        # No fused multiply-add: the same bits on every CPU (module docstring).
+        return Dot22.c_compile_args(self) + ["-ffp-contract=off"]
+
     def c_code(self, node, name, inputs, outputs, sub):
         x, y = inputs
         z, = outputs
@@ -322,7 +332,7 @@ class ZeroSkippingDot22(Dot22):
 
     def c_code_cache_version(self):
         dense = Dot22.c_code_cache_version(self)
-        return (7,) + dense if dense else dense
+        return (8,) + dense if dense else dense
 
 
 zero_skipping_dot22 = ZeroSkippingDot22()
