@@ -442,10 +442,11 @@ def register_scan_perform_shim():
         try:
             return original(module_name, scan_perform_source(src_code), *args, **kwargs)
         except Exception as e:
-            lines = str(e).strip().splitlines()
+            # g++'s first error (Theano prints the whole report to stdout)
+            error = re.search(r"error: [^\n]{0,200}?(?=\.\s|$)", str(e))
             _scan_c_failed.append("compat: Theano's C scan (scan_perform.c) did not compile "
                                   "(%s): theano.scan runs its Python implementation"
-                                  % (lines[0] if lines else type(e).__name__))
+                                  % (error.group(0) if error else type(e).__name__))
             print(_scan_c_failed[0], file=sys.stderr)
             raise ImportError(_scan_c_failed[0])
 
