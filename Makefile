@@ -17,6 +17,13 @@ test:
 	@tools/setup.sh --with-opencl >&2
 	$(PY) -m pytest -q -n auto --dist loadfile tests
 
+# The upstream suites as the compatibility contract (docs/old-code.md): Lasagne
+# 0.1's whole suite and Theano 1.0.5's tests of the modules the tutorial and
+# Lasagne use.
+.PHONY: test-upstream
+test-upstream: setup
+	@tools/upstream_tests.sh
+
 # Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
 .PHONY: bench

@@ -321,3 +321,112 @@ def test_a_program_that_never_imports_the_tutorial_gets_stock_theano(tmp_path):
     ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
             "zero_skipping_dot22", "fold_data_movement"}
     assert not ours & set(registered)
+
+
+# theano.scan: Theano's C implementation (shim 6), the one every recurrent network runs.
+SCAN = """
+import json, numpy as np, theano, theano.tensor as T
+from theano.scan_module.scan_op import Scan
+x, h0, W = T.matrix("x"), T.vector("h0"), T.matrix("W")
+h, _ = theano.scan(lambda x_t, h: T.tanh(x_t + T.dot(h, W)), sequences=x, outputs_info=h0)
+f = theano.function([x, h0, W], h)
+rng = np.random.RandomState(0)
+xs, h, w = (rng.randn(7, 4).astype("float32"), np.zeros(4, "float32"),
+            rng.randn(4, 4).astype("float32") / 2)
+got = f(xs, h, w)
+want = []
+for x_t in xs:
+    h = np.tanh(x_t + h.dot(w))
+    want.append(h)
+from theano.scan_module import scan_perform_ext
+print(json.dumps({
+    "close": bool(np.allclose(got, want, atol=1e-5)),
+    "python_scan": [getattr(t.perform, "__func__", None) is Scan.execute
+                    for t, n in zip(f.fn.thunks, f.fn.nodes) if isinstance(n.op, Scan)],
+    "c_module": [type(scan_perform_ext.perform).__name__, scan_perform_ext.get_version()]}))
+"""
+
+
+def test_scan_runs_theanos_c_implementation_and_matches_numpy():
+    import json
+    result = python(SCAN)
+    assert result.returncode == 0, result.stderr
+    assert "compat:" not in result.stderr, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "close": True, "python_scan": [False],
+        "c_module": ["builtin_function_or_method", 0.296]}
+
+
+def test_scan_perform_source_adapts_each_place_once():
+    import theano
+    shipped = os.path.join(os.path.dirname(theano.__file__), "scan_module", "c_code",
+                           "scan_perform.c")
+    with open(shipped) as f:
+        code = f.read()
+    adapted = compat.scan_perform_source(code)
+    for old, new in compat.SCAN_PERFORM_EDITS:
+        assert adapted.count(new) == 1 and new.count("PY_VERSION_HEX") == 1
+    assert '#include "longintrepr.h"' in adapted  # still, for Python 3.10
+    assert compat.scan_perform_source("/* another generator */\n" + code[40:]) == \
+        "/* another generator */\n" + code[40:]
+    with pytest.raises(ValueError, match="longintrepr.h.*found 0 times"):
+        compat.scan_perform_source(code.replace('#include "longintrepr.h"', ""))
+
+
+def test_a_c_scan_that_does_not_compile_is_said_once_then_python_scan(tmp_path):
+    code = ("import sys, theano.gof.cmodule as c\n"
+            "for i in range(2):\n"
+            "    try:\n"
+            "        c.GCC_compiler.compile_str('scan_perform', '#error refused\\n', location=%r)\n"
+            "    except ImportError as e:\n"
+            "        print(type(e).__name__)\n" % str(tmp_path))
+    result = python(code)
+    # (Theano prints g++'s report to stdout before)
+    assert result.stdout.split()[-2:] == ["ImportError", "ImportError"], result.stderr
+    said = [l for l in result.stderr.splitlines() if l.startswith("compat:")]
+    assert said == ["compat: Theano's C scan (scan_perform.c) did not compile (error: #error "
+                    "refused): theano.scan runs its Python implementation"], result.stderr
+
+
+# An LSTM as 2016 code wrote it (Lasagne 0.1's LSTMLayer, adam), on the "add"
+# task of Lasagne's examples/recurrent.py, shortened: the sum of the two numbers
+# a second input marks. Its compile costs more than make test affords (the
+# gradient's scan and the LSTM's ops): make test-upstream runs it.
+LSTM = """
+import json, numpy as np, theano, theano.tensor as T, lasagne
+from theano.scan_module.scan_op import Scan
+rng = np.random.RandomState(1)
+lasagne.random.set_rng(rng)
+N, L = 32, 12
+def batch():
+    X = np.zeros((N, L, 2), "float32")
+    X[:, :, 0] = rng.uniform(size=(N, L))
+    for n in range(N):
+        X[n, rng.choice(L, 2, replace=False), 1] = 1
+    return X, (X[:, :, 0] * X[:, :, 1]).sum(axis=1).astype("float32")
+l_in = lasagne.layers.InputLayer((N, L, 2))
+l_lstm = lasagne.layers.LSTMLayer(l_in, 20, grad_clipping=100)
+l_out = lasagne.layers.DenseLayer(lasagne.layers.SliceLayer(l_lstm, -1, 1), 1, nonlinearity=None)
+target = T.vector("target")
+cost = T.mean((lasagne.layers.get_output(l_out)[:, 0] - target) ** 2)
+params = lasagne.layers.get_all_params(l_out)
+train = theano.function([l_in.input_var, target], cost,
+                        updates=lasagne.updates.adam(cost, params, 0.01))
+losses = [float(train(*batch())) for _ in range(150)]
+print(json.dumps({"first": np.mean(losses[:10]), "last": np.mean(losses[-10:]),
+                  "python_scan": [getattr(t.perform, "__func__", None) is Scan.execute
+                                  for t, n in zip(train.fn.thunks, train.fn.nodes)
+                                  if isinstance(n.op, Scan)]}))
+"""
+
+
+@pytest.mark.skipif(os.environ.get("FLM_UPSTREAM") != "1",
+                    reason="slow (compiles an LSTM and its gradient): make test-upstream runs it")
+def test_an_unmodified_lasagne_lstm_trains_with_the_c_scan():
+    import json
+    result = subprocess.run([sys.executable, "-c", LSTM], capture_output=True, text=True,
+                            cwd=ROOT, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["python_scan"] == [False, False]  # the LSTM's loop and its gradient's
+    assert found["last"] < found["first"] / 2, found
