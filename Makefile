@@ -24,6 +24,14 @@ test:
 test-upstream: setup
 	@tools/upstream_tests.sh
 
+# Every CUDA kernel of the tutorial compiled by NVRTC 12 and 13 for today's GPUs,
+# without a GPU (docs/gpu.md): the part of tests/test_cuda_kernels.py that make
+# test leaves out, about 2 minutes with a cold Theano cache.
+.PHONY: cuda-kernels
+cuda-kernels:
+	@tools/setup.sh --with-opencl >&2
+	FLM_CUDA_KERNELS=1 $(PY) -m pytest -q tests/test_cuda_kernels.py
+
 # Side-by-side benchmark against PyTorch and JAX peers (their venvs are made on
 # first use); writes bench/results.md. Quick check: make bench ARGS="--runs 1 --epochs 2"
 .PHONY: bench

@@ -17,7 +17,8 @@
 #                                  from ("KIND VERSION PATH"), change nothing
 #   tools/setup.sh --with-opencl   the same as without, and the OpenCL test bed
 #                                  (what `make test` runs): an OpenCL device on
-#                                  the CPU (POCL), for the GPU backend's tests
+#                                  the CPU (POCL), for the GPU backend's tests,
+#                                  and NVRTC in .nvrtc/ for the CUDA kernels' check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -383,6 +384,22 @@ if ! cmp -s requirements.txt .venv/requirements.installed; then
   say "installing requirements.txt into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/requirements.installed
+fi
+
+# With the OpenCL test bed, NVIDIA's NVRTC (CUDA 12 and 13), with which
+# tools/cuda_kernels.py compiles the tutorial's CUDA kernels without a GPU: into
+# .nvrtc/, a folder of its own (not .venv, where the GPU path's library search
+# would find it). Optional: the check is skipped where it cannot be installed.
+if [ -n "$WITH_OPENCL" ] && ! cmp -s requirements-nvrtc.txt .nvrtc/requirements.installed; then
+  say "installing requirements-nvrtc.txt into .nvrtc"
+  rm -rf .nvrtc
+  if .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --target .nvrtc \
+       -r requirements-nvrtc.txt; then
+    cp requirements-nvrtc.txt .nvrtc/requirements.installed
+  else
+    rm -rf .nvrtc
+    say "NVRTC wheels (requirements-nvrtc.txt) could not be installed; the CUDA kernel check will be skipped"
+  fi
 fi
 
 # A new .venv: the same check of PYTHONPATH as for an existing one (step 0).
