@@ -62,7 +62,7 @@ figures: setup
 # the folder: docs/setup.md, "Removing it".
 clean:
 	rm -rf .venv .python311 .python311.tmp .python311.debs .setup.lock .device \
-		.pytest_cache .hypothesis bench/.venv-peer bench/.venv-jax bench/logs \
+		.pytest_cache .hypothesis bench/.venv-peer bench/.venv-jax bench/logs .nvrtc .upstream \
 		data/mnist/.mnist_verified.json
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	@ls -d .venv.broken-* 2>/dev/null | sed 's/^/kept (your packages may be in it): /' >&2 || true

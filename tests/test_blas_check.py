@@ -116,7 +116,7 @@ def test_a_blas_other_than_openblas_is_named_by_its_file(tmp_path, cache):
 def test_a_right_blas_is_checked_once(cache, monkeypatch):
     ldflags = theano.config.blas.ldflags  # the project's BLAS
     blas_check.check(ldflags)
-    entry, = (cache / "lasagne_mnist_port" / "blas-check").iterdir()
+    entry, = (cache / "feedforward_lasagne_mnist" / "blas-check").iterdir()
     assert entry.read_text().endswith(" computes right products\n")
     monkeypatch.setattr(blas_check, "_passed", set())
     monkeypatch.setattr(blas_check, "run_probe", lambda *a: pytest.fail("checked again"))

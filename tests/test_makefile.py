@@ -15,8 +15,10 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 
 def make(directory, *args):
     shutil.copy(os.path.join(ROOT, "Makefile"), str(directory))
+    env = {k: v for k, v in os.environ.items()  # as typed in a shell, not from make test
+           if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return subprocess.run(["make"] + list(args), capture_output=True, text=True,
-                          cwd=str(directory), timeout=60)
+                          cwd=str(directory), env=env, timeout=60)
 
 
 def test_make_notebook_registers_the_kernel_the_notebook_names(tmp_path):
@@ -51,6 +53,7 @@ def test_make_clean_removes_what_setup_and_runs_made_and_nothing_else(tmp_path):
     made = [".venv/lib/site.py", ".python311/bin/python3.11", ".setup.lock", ".pytest_cache/x",
             ".hypothesis/x", "lasagne_mnist_port/__pycache__/a.pyc", "tests/__pycache__/b.pyc",
             "bench/.venv-peer/bin/python", "bench/.venv-jax/bin/python", ".device/run.sh",
+            ".nvrtc/nvidia/x.so", ".upstream/Lasagne-0.1.tar.gz",
             "data/mnist/.mnist_verified.json"]
     own = ["model.npz", "history.csv", "curves.png", "data/mnist/train-images-idx3-ubyte.gz",
            ".venv.broken-20261202-134501-42/lib/mine.py", ".git/HEAD",

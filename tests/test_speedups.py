@@ -405,7 +405,9 @@ def speedup_ops_per_level(tmp_path_factory):
     levels = []
     for level, features in X86_64_LEVELS.items():
         needed |= features
-        if needed <= flags:
+        # (a CPU without AVX-512 builds x86-64-v3's vectors for its own -march:
+        # a build for v3 would compare that code with itself)
+        if needed <= flags and (level != "x86-64-v3" or "avx512f" in flags):
             levels.append(level)
     folder = tmp_path_factory.mktemp("levels")
     runs = {}
@@ -432,7 +434,8 @@ def speedup_ops_per_level(tmp_path_factory):
 @pytest.mark.parametrize("level", X86_64_LEVELS)
 def test_speedup_ops_give_the_same_bits_on_every_x86_64_level(speedup_ops_per_level, level):
     if level not in speedup_ops_per_level:
-        pytest.skip("this CPU cannot run %s code" % level)
+        pytest.skip("this CPU cannot run %s code, or its own build is that code (no AVX-512)"
+                    % level)
     native = speedup_ops_per_level["native"]
     assert native[0].shape == (53, 67) and 0 < native[4].mean() < 1
     for name, got, expected in zip(["product", "param_new", "acc_new", "column sums", "mask"],
