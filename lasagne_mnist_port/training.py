@@ -115,11 +115,8 @@ ARM_CORES = {
     (0xc0, 0xac3): "Ampere-1", (0xc0, 0xac4): "Ampere-1a"}
 
 
-def cpu_name(cpuinfo="/proc/cpuinfo", machine=None):
-    """The CPU as the Device line names it: x86's model name; an arm64 core by
-    its implementer and part. Under user-mode emulation (qemu-user, e.g. an
-    arm64 container on an x86 host) /proc/cpuinfo is the host's: then both."""
-    machine = machine or platform.machine()
+def cpu_fields(cpuinfo="/proc/cpuinfo"):
+    """The first processor's lines of /proc/cpuinfo, as {name: value}."""
     fields = {}
     try:
         with open(cpuinfo) as f:
@@ -130,6 +127,20 @@ def cpu_name(cpuinfo="/proc/cpuinfo", machine=None):
                 fields[key.strip()] = value.strip()
     except OSError:
         pass
+    return fields
+
+
+def cpu_flags():
+    """The CPU's feature flags (x86's avx2, fma, avx512f ...; empty on arm64)."""
+    return set(cpu_fields().get("flags", "").split())
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo", machine=None):
+    """The CPU as the Device line names it: x86's model name; an arm64 core by
+    its implementer and part. Under user-mode emulation (qemu-user, e.g. an
+    arm64 container on an x86 host) /proc/cpuinfo is the host's: then both."""
+    machine = machine or platform.machine()
+    fields = cpu_fields(cpuinfo)
     model = fields.get("model name")
     if machine not in ("aarch64", "arm64"):
         return model or machine

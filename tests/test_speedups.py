@@ -389,11 +389,6 @@ X86_64_LEVELS = {"x86-64-v2": {"sse4_2", "ssse3", "popcnt", "cx16"},
                  "x86-64-v3": {"avx2", "fma", "bmi1", "bmi2", "movbe", "f16c", "abm"}}
 
 
-def cpu_flags():
-    with open("/proc/cpuinfo") as f:
-        return set(next(l for l in f if l.startswith("flags")).split(":")[1].split())
-
-
 @pytest.fixture(scope="module")
 def speedup_ops_per_level(tmp_path_factory):
     """{level: the outputs of SPEEDUP_OPS}, for this CPU's own -march ("native")
@@ -401,6 +396,7 @@ def speedup_ops_per_level(tmp_path_factory):
     import platform
     if platform.machine() != "x86_64":
         pytest.skip("x86-64 levels: this is %s" % platform.machine())
+    from lasagne_mnist_port.training import cpu_flags
     flags, needed = cpu_flags(), set()
     levels = []
     for level, features in X86_64_LEVELS.items():

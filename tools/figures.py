@@ -56,15 +56,11 @@ def final(stdout):
 
 def machine():
     """e.g. 'AMD EPYC with AVX2, 2 vCPUs' (what decides the BLAS's kernels)."""
-    model, flags = "unknown CPU", []
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].split()
+    sys.path.insert(0, ROOT)
+    from lasagne_mnist_port.training import cpu_flags, cpu_name
+    flags = cpu_flags()
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
-    return "%s%s, %d vCPUs" % (model, " with " + vector if vector else "", os.cpu_count())
+    return "%s%s, %d vCPUs" % (cpu_name(), " with " + vector if vector else "", os.cpu_count())
 
 
 def run_notebook():
