@@ -37,8 +37,11 @@ tests/test_speedups.py); with contraction, gcc fuses them where the CPU has FMA.
 
 The rewrite replaces Dot22 nodes whose left operand is a function's input (not
 a shared variable), possibly reshaped or transposed: the data. Hidden-layer
-activations are not touched. Speed-up 5 of docs/speedups.md: the functions
-compiled in speedups.mode() use it.
+activations are not touched: after ReLU and dropout their zeros are scattered
+(a block of 6 rows has almost every column non-zero), and a kernel that takes
+one row at a time did not beat the GEMM there (bench/NOTES.md, lever 20).
+Speed-up 5 of docs/speedups.md: the functions compiled in speedups.mode() use
+it.
 """
 import theano
 from theano import gof
