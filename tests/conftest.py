@@ -8,6 +8,16 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# Theano 1.0.5 makes a process that finds the compile directory's lock taken
+# sleep 5 to 10 s (compile.wait=5) before it looks again. With an empty cache
+# the test workers and their child processes compile at the same time, and the
+# lock is held for about a second per module: they slept through a minute of a
+# run. 1 s is Theano's smallest wait (it takes whole seconds). Set in the
+# environment, before Theano is imported, so that child processes get it too;
+# it is not part of the compile cache's keys.
+os.environ["THEANO_FLAGS"] = ",".join(
+    f for f in (os.environ.get("THEANO_FLAGS"), "compile.wait=1") if f)
+
 # The tutorial's printed lines, in order, for one epoch and for the end.
 EPOCH_LINES = [r"Epoch \d+ of \d+ took \d+\.\d{3}s", r"training loss:\t\t\d+\.\d{6}",
                r"validation loss:\t\t\d+\.\d{6}", r"validation accuracy:\t\t\d+\.\d{2} %"]
