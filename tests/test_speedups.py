@@ -331,7 +331,7 @@ def test_the_rewrites_are_selected_by_their_names_only():
     """Theano's default mode and a mode built from a database's name select
     none of the speed-ups' rewrites; speedups.mode() names each."""
     from lasagne_mnist_port.speedups import parallel_compile  # noqa: F401 (registrations)
-    ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
+    ours = {"fused_updates", "fused_updates_inplace", "column_sum", "inline_broadcast_constants",
             "zero_skipping_dot22", "fold_data_movement"}
 
     def selected(query):
@@ -367,7 +367,7 @@ import sys
 import numpy as np
 import theano
 import theano.tensor as T
-from lasagne_mnist_port.speedups import column_sum, dropout_rng, fused_rmsprop, sparse_dot
+from lasagne_mnist_port.speedups import column_sum, dropout_rng, fused_updates, sparse_dot
 
 rng = np.random.RandomState(1)
 X = (rng.rand(53, 784) * (rng.rand(53, 784) < 0.2)).astype("float32")  # 80 % zeros
@@ -376,7 +376,7 @@ A = A * A
 x, w, g, a = T.fmatrices("x", "w", "g", "a")
 rstate = T.vector("rstate", dtype="uint64")
 product = sparse_dot.zero_skipping_dot22(x, w)
-param_new, acc_new = fused_rmsprop.FusedRMSProp()(w, g, a, 0.9, 0.1, 0.001, 1e-6)
+param_new, acc_new = fused_updates.FusedRMSProp()(w, g, a, 0.9, 0.1, 0.001, 1e-6)
 _, mask = dropout_rng.BernoulliMask(2, "float32")(rstate, [53, 784], 0.6)
 f = theano.function([x, w, g, a, rstate],
                     [product, param_new, acc_new, column_sum.column_sum(g), mask],
