@@ -181,6 +181,7 @@ class FusedUpdate(Op):
         # The arrays the loop writes: param (input 0) and the rule's arrays
         # (inputs 2 ...), each output k taking input src[k].
         src = [0] + list(range(2, n))
+        # Every array must have param's shape: the loop runs over param's size.
         lines = ["{", "const int nd = PyArray_NDIM(%s);" % ins[0], "int same = 1;"]
         for x in ins[1:]:
             lines.append("same = same && PyArray_NDIM(%s) == nd;" % x)
@@ -192,6 +193,7 @@ class FusedUpdate(Op):
                   '    PyErr_SetString(PyExc_ValueError, "%s: param, grad, %s differ in shape");'
                   % (type(self).__name__, ", ".join(self.ARRAYS)),
                   "    %s" % fail, "}"]
+        # The outputs: the inputs themselves in place, else copies of them.
         outs = ["out_%d" % k for k in range(len(src))]
         lines.append("PyArrayObject %s;" % ", ".join("*%s = NULL" % o for o in outs))
         for o, k in zip(outs, src):
@@ -217,8 +219,9 @@ class FusedUpdate(Op):
                 + ["(%s*)PyArray_DATA(%s)" % (ctype, c) for c in conts[2:]]
                 + ["*(%s*)PyArray_DATA(%s)" % (ctype, s) for s in scalars])
         lines.append("%s(%s);" % (self._function(dtype), ",\n    ".join(args)))
+        # the written arrays' contiguous copies back into them (not grad's)
         copies = ["(%s != %s && PyArray_CopyInto(%s, %s) < 0)" % (c, s, s, c)
-                  for c, s in zip(conts, sources) if s is not ins[1]]
+                  for k, (c, s) in enumerate(zip(conts, sources)) if k != 1]
         lines.append("int err = %s;" % "\n    || ".join(copies))
         lines.append(" ".join("Py_DECREF(%s);" % c for c in conts))
         lines += ["if (err) {", "    %s" % fail, "}", "}"]
