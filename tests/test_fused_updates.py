@@ -13,7 +13,8 @@ import feedforward_lasagne_mnist as flm
 from lasagne_mnist_port import speedups
 from lasagne_mnist_port.speedups import parallel_compile
 from lasagne_mnist_port.speedups.fused_updates import (FusedAdam, FusedRMSProp, FusedUpdate,
-                                                      adam_numpy, match_rmsprop, rmsprop_numpy)
+                                                      adam_numpy, match_adam, match_rmsprop,
+                                                      rmsprop_numpy)
 
 
 def built_side_by_side(mode):
@@ -286,6 +287,17 @@ def test_lasagnes_expressions_are_matched_as_built_too():
     (param_new, acc_new), inputs = match_rmsprop(updates[W].owner)
     assert param_new is updates[W] and acc_new is updates[acc]
     assert all(a is b for a, b in zip(inputs, [W, g, acc]))
+
+
+def test_lasagnes_adam_is_matched_as_built_too():
+    """Unoptimised: a_t, beta1, eps ... are DimShuffles of 0-d expressions."""
+    W = theano.shared(np.ones((5, 4), np.float32))
+    g = T.matrix("g")
+    updates = lasagne.updates.adam([g], [W])
+    m, v = [u for u in updates if u is not W and u.ndim]
+    (param_new, m_new, v_new), inputs = match_adam(updates[W].owner)
+    assert param_new is updates[W] and m_new is updates[m] and v_new is updates[v]
+    assert all(a is b for a, b in zip(inputs, [W, g, m, v]))
 
 
 def rmsprop_variant(name, acc_new_of, step_of):
