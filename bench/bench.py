@@ -20,11 +20,20 @@ of their wall times. The last lines are the three aims: the script at most
 0.8x the fastest peer and 1.25x the GEMM-bound limit (median epochs), its
 cold first run at most 1.4x a warm one.
 
+Before the first run, the variants: the changes the tutorial invites its
+reader to make (hidden layers 800-800, a third hidden layer, adam, batch
+100), each made in a copy of the script by replacing its lines exactly as a
+reader would, and in the peers by their flags; fewer runs and epochs each
+(--variant-runs, --variant-epochs). They get a table of their own: median
+epochs, script / fastest peer (aim <= 0.8), the speed-up ops in the
+variant's train_fn, and its GEMM-bound limit at the variant's shapes.
+
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE: unless --keep-openblas-env is given, the
 benchmark unsets both for its own child processes (only for them) and says so
 in the table; tests and CI never touch them.
 """
 import argparse
+import json
 import os
 import platform
 import re
@@ -62,6 +71,7 @@ RE_EPOCH = re.compile(r"^Epoch (\d+) of (\d+) took ([\d.]+)s", re.M)
 RE_TEST_ACC = re.compile(r"^  test accuracy:\s+([\d.]+) %", re.M)
 RE_FINAL = re.compile(r"^Final results in ([\d.]+) seconds:", re.M)
 RE_COMPILE = re.compile(r"^Compiled train_fn and val_fn in ([\d.]+)s", re.M)
+RE_OPS = re.compile(r"^bench: train_fn ops: (.*)$", re.M)
 
 FAITHFUL_SNIPPET = """
 import inspect, numpy as np
@@ -77,6 +87,95 @@ if "progress" in params:
     kw["progress"] = False
 flm.run_network(num_epochs=epochs, **kw)
 """
+
+
+# The changes the tutorial invites its reader to make. Each: what it is, the
+# reader's edits of feedforward_lasagne_mnist.py (each old text must be in
+# the script exactly once), the peers' flags for the same change, and the
+# net's layer sizes and batch (for its GEMM-bound limit).
+THIRD_LAYER_OLD = """    l_hid2_drop = DropoutLayer(l_hid2, p=0.4)
+
+    l_out = DenseLayer(
+            l_hid2_drop, num_units=10,"""
+THIRD_LAYER_NEW = """    l_hid2_drop = DropoutLayer(l_hid2, p=0.4)
+
+    l_hid3 = DenseLayer(
+            l_hid2_drop, num_units=300,
+            nonlinearity=rectify)
+    l_hid3_drop = DropoutLayer(l_hid3, p=0.4)
+
+    l_out = DenseLayer(
+            l_hid3_drop, num_units=10,"""
+TUTORIAL_SHAPE = ((784, 500, 300, 10), 500)
+VARIANTS = {
+    "hidden-800": ("hidden layers 800-800",
+                   [("l_in, num_units=500,", "l_in, num_units=800,"),
+                    ("l_hid1_drop, num_units=300,", "l_hid1_drop, num_units=800,")],
+                   ["--hidden", "800,800"], ((784, 800, 800, 10), 500)),
+    "three-layers": ("a third hidden layer, 500-300-300, dropout after each",
+                     [(THIRD_LAYER_OLD, THIRD_LAYER_NEW)],
+                     ["--hidden", "500,300,300"], ((784, 500, 300, 300, 10), 500)),
+    "adam": ("adam instead of rmsprop (Lasagne's defaults: lr 0.001, beta1 0.9, "
+             "beta2 0.999, eps 1e-8)",
+             [("from lasagne.updates import rmsprop", "from lasagne.updates import adam"),
+              ("updates = rmsprop(loss, params, learning_rate=learning_rate)",
+               "updates = adam(loss, params, learning_rate=learning_rate)")],
+             ["--update", "adam"], TUTORIAL_SHAPE),
+    "batch-100": ("batch 100 (run_network's batch_size=100)",
+                  [("batch_size=500,", "batch_size=100,")],
+                  ["--batch-size", "100"], (TUTORIAL_SHAPE[0], 100)),
+}
+VARIANT_SIDES = ("faithful", "torch", "jax")
+VARIANT_AIM = 0.8
+
+# Around FAITHFUL_SNIPPET for the variants: records the functions
+# run_network compiles and, after the run, prints on stderr how many of
+# each op train_fn (the first) holds.
+OPS_BEFORE = """
+import collections, json, sys, theano
+compiled = []
+_function = theano.function
+def _recorded(*args, **kwargs):
+    compiled.append(_function(*args, **kwargs))
+    return compiled[-1]
+theano.function = _recorded
+"""
+OPS_AFTER = """
+ops = collections.Counter(type(n.op).__name__ for n in compiled[0].maker.fgraph.toposort())
+speedup_ops = sorted({type(n.op).__name__ for n in compiled[0].maker.fgraph.toposort()
+                      if type(n.op).__module__.startswith("lasagne_mnist_port.speedups")})
+print("bench: train_fn ops: " + json.dumps({"all": ops, "speed-ups": speedup_ops}),
+      file=sys.stderr)
+"""
+
+
+class VariantError(Exception):
+    pass
+
+
+def variant_source(source, name):
+    """The script's text with variant `name`'s edits; VariantError when an
+    edit's old text is not in it exactly once."""
+    for old, new in VARIANTS[name][1]:
+        found = source.count(old)
+        if found != 1:
+            raise VariantError("bench: variant %s: %r is in feedforward_lasagne_mnist.py %d "
+                               "times, not once; update VARIANTS in bench/bench.py"
+                               % (name, old, found))
+        source = source.replace(old, new)
+    return source
+
+
+def write_variant(faithful_dir, name, folder):
+    """The variant's copy of the script, written as feedforward_lasagne_mnist.py
+    into a new folder under `folder`; returns that folder."""
+    with open(os.path.join(faithful_dir, "feedforward_lasagne_mnist.py")) as f:
+        source = variant_source(f.read(), name)
+    where = os.path.join(folder, name)
+    os.makedirs(where)
+    with open(os.path.join(where, "feedforward_lasagne_mnist.py"), "w") as f:
+        f.write(source)
+    return where
 
 
 def child_env(keep_openblas):
@@ -124,17 +223,22 @@ def parse(stdout, wall, stderr=""):
     acc = RE_TEST_ACC.search(stdout)
     # The script prints its compile time on stderr (stdout is the tutorial's).
     comp = RE_COMPILE.search(stdout) or RE_COMPILE.search(stderr)
+    ops = RE_OPS.search(stderr)
     if not epochs or not acc:
         raise RuntimeError("could not parse the run's output:\n" + stdout[-2000:])
     return {"epoch": statistics.median(epochs), "epochs": epochs, "wall": wall,
-            "acc": float(acc.group(1)), "compile": float(comp.group(1)) if comp else None}
+            "acc": float(acc.group(1)), "compile": float(comp.group(1)) if comp else None,
+            "ops": json.loads(ops.group(1)) if ops else None}
 
 
-def sgemm(python, env, theano_dir=None, net=False):
+def sgemm(python, env, theano_dir=None, net=False, shape=None):
     """(GFLOP/s, what) of the sgemm peak, or (seconds per epoch, GFLOP/s, what)
-    of the GEMM-bound limit at the net's shapes (net=True)."""
+    of the GEMM-bound limit at the net's shapes (net=True; shape: (layer
+    sizes, batch) of a variant, else the tutorial's)."""
     cmd = [python, os.path.join(HERE, "sgemm_peak.py")] + (
-        ["--theano", theano_dir] if theano_dir else []) + (["--net"] if net else [])
+        ["--theano", theano_dir] if theano_dir else []) + (["--net"] if net else []) + (
+        ["--sizes", ",".join(map(str, shape[0])), "--batch-size", str(shape[1])]
+        if shape else [])
     out = subprocess.run(cmd, env=env, cwd=HERE, stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
     words = out.strip().splitlines()[-1].split(" ", 3)
@@ -302,6 +406,93 @@ def table(results, peak, limit, info):
     return "\n".join(lines) + "\n"
 
 
+def run_variants(names, sides, pythons, args, env, logs):
+    """{variant: {side: [parse() of each run]}}, sides alternating within
+    each round; the faithful side runs the variant's copy of the script."""
+    results = {name: {side: [] for side in sides} for name in names}
+    folder = tempfile.mkdtemp(prefix="bench-variants-")
+    try:
+        dirs = {name: write_variant(args.faithful_dir, name, folder) for name in names}
+        for name in names:
+            for i in range(args.variant_runs):
+                seed = args.seed + i
+                for side in sides:
+                    if side == "faithful":
+                        cmd = [pythons[side], "-c", OPS_BEFORE + FAITHFUL_SNIPPET.format(
+                            seed=seed, epochs=args.variant_epochs) + OPS_AFTER]
+                        cwd = dirs[name]
+                        path = os.pathsep.join(filter(None, [os.path.abspath(args.faithful_dir),
+                                                             env.get("PYTHONPATH")]))
+                        side_env = dict(env, PYTHONPATH=path)
+                    else:
+                        cmd = [pythons[side], os.path.join(HERE, PEERS[side][2]),
+                               "--epochs", str(args.variant_epochs), "--seed", str(seed)
+                               ] + VARIANTS[name][2]
+                        cwd, side_env = HERE, env
+                    log = os.path.join(logs, "variant-%s-%s-run%d.log" % (name, side, i + 1))
+                    out, err, wall = run_logged(cmd, cwd, side_env, log, args.timeout)
+                    r = parse(out, wall, err)
+                    results[name][side].append(r)
+                    print("bench: variant %s, %-8s run %d/%d seed %d: median epoch %.3fs, "
+                          "test %.2f %%%s" % (name, side, i + 1, args.variant_runs, seed,
+                                              r["epoch"], r["acc"],
+                                              "" if r["ops"] is None else ", speed-up ops: "
+                                              + (", ".join(r["ops"]["speed-ups"]) or "none")),
+                          flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def speedup_ops(rows):
+    """The speed-up ops of the variant's train_fn with their counts, as the
+    faithful runs measured them."""
+    ops = next((r["ops"] for r in rows if r["ops"]), None)
+    if ops is None:
+        return "–"
+    return ", ".join("%s %d" % (op, ops["all"][op]) for op in ops["speed-ups"]) or "none"
+
+
+def variant_table(results, limits, info):
+    """The variants' table, its notes and its per-run lines."""
+    fmt = lambda v, spec: "–" if v is None else format(v, spec)
+    lines = ["| variant | faithful (s) | PyTorch (s) | JAX (s) | GEMM-bound limit (s) "
+             "| script ÷ fastest peer | aim ≤ %.1f | speed-up ops in train_fn | why not |"
+             % VARIANT_AIM, "|---|---:|---:|---:|---:|---:|---|---|---|"]
+    for name, sides in results.items():
+        e = {side: med(sides.get(side) or [], "epoch") if sides.get(side) else None
+             for side in VARIANT_SIDES}
+        peers = [e[p] for p in ("torch", "jax") if e[p] is not None]
+        ratio = e["faithful"] / min(peers) if e["faithful"] is not None and peers else None
+        met = "–" if ratio is None else ("met" if ratio <= VARIANT_AIM else "not met")
+        ops = speedup_ops(sides.get("faithful") or [])
+        why = ""
+        if met == "not met":
+            limit = limits.get(name)
+            fastest = min((e[p], p) for p in ("torch", "jax") if e[p] is not None)
+            why = ("script at %.2fx the GEMM-bound limit, %s at %.2fx"
+                   % (e["faithful"] / limit, fastest[1], fastest[0] / limit) if limit
+                   else "no GEMM-bound limit measured")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(e["faithful"], ".3f"), fmt(e["torch"], ".3f"), fmt(e["jax"], ".3f"),
+            fmt(limits.get(name), ".3f"), fmt(ratio, ".2f"), met, ops, why))
+    lines += ["", "Medians over %d run(s) each of %d epochs, alternating %s within each "
+              "variant; the median epoch of each run. The faithful side runs a copy of "
+              "feedforward_lasagne_mnist.py with the variant's lines replaced, speed-ups on; "
+              "the peers the same change by their flags. GEMM-bound limit: the variant's "
+              "matrix products alone at its shapes, through Theano's Dot22. Why not: the "
+              "median epochs of the script and of the fastest peer over that limit: how much of "
+              "the gap the products (near 1.0) or the rest of the step account for."
+              % (info["runs"], info["epochs"], "/".join(info["sides"])), ""]
+    lines += ["- %s: %s" % (name, VARIANTS[name][0]) for name in results]
+    lines += ["", "Per run (median epoch s / test %):", ""]
+    for name, sides in results.items():
+        for side, rows in sides.items():
+            lines.append("- %s, %s: %s" % (name, side, "; ".join(
+                "%.3f / %.2f" % (r["epoch"], r["acc"]) for r in rows)))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs of each program (default 3)")
@@ -321,10 +512,32 @@ def main(argv=None):
     ap.add_argument("--first-runs", type=int, default=3,
                     help="rounds of the first-run measurement, cold then warm (default 3; 0: none)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated variants to run, of %s (default: all)"
+                    % ",".join(VARIANTS))
+    ap.add_argument("--no-variants", action="store_true", help="run no variant")
+    ap.add_argument("--variant-runs", type=int, default=2,
+                    help="runs of each side per variant (default 2)")
+    ap.add_argument("--variant-epochs", type=int, default=5,
+                    help="epochs per variant run (default 5)")
     args = ap.parse_args(argv)
     sides = [s for s in args.only.split(",") if s]
     if not sides or set(sides) - set(SIDES):
         ap.error("--only: choose among %s" % ",".join(SIDES))
+    variants = [] if args.no_variants else [v for v in args.variants.split(",") if v]
+    if set(variants) - set(VARIANTS):
+        ap.error("--variants: choose among %s" % ",".join(VARIANTS))
+    if args.variant_runs < 1 or args.variant_epochs < 1:
+        ap.error("--variant-runs and --variant-epochs: at least 1")
+    variant_sides = [s for s in VARIANT_SIDES if s in sides]
+    if not variant_sides:
+        variants = []
+    try:  # the variants' copies of the script, checked before anything runs
+        for name in variants:
+            with open(os.path.join(args.faithful_dir, "feedforward_lasagne_mnist.py")) as f:
+                variant_source(f.read(), name)
+    except (OSError, VariantError) as e:
+        sys.exit(str(e))
 
     env = child_env(args.keep_openblas_env)
     was = {v: os.environ.get(v) for v in OPENBLAS_VARS}
@@ -375,6 +588,18 @@ def main(argv=None):
                                                 "–" if r["compile"] is None else
                                                 "%.2fs" % r["compile"], r["acc"]), flush=True)
 
+    variant_results, variant_limits = {}, {}
+    if variants:
+        if "faithful" in variant_sides:
+            for name in variants:
+                # the tutorial's shapes (adam): the limit measured above
+                variant_limits[name] = limit[0] if VARIANTS[name][3] == TUTORIAL_SHAPE else sgemm(
+                    args.faithful_python, env, args.faithful_dir, net=True,
+                    shape=VARIANTS[name][3])[0]
+                print("bench: GEMM-bound limit of variant %s: %.3f s per epoch"
+                      % (name, variant_limits[name]), flush=True)
+        variant_results = run_variants(variants, variant_sides, pythons, args, env, logs)
+
     first = None
     if args.first_runs > 0:
         first = first_runs(args.faithful_python, args.faithful_dir, env, args.first_runs,
@@ -395,6 +620,9 @@ def main(argv=None):
     measured = aims(results, limit, first)
     text = table(results, peak, limit, {"epochs": args.epochs, "about": about, "first": first,
                                         "aims": measured})
+    if variant_results:
+        text += "\n## Variants\n\n" + variant_table(variant_results, variant_limits, {
+            "runs": args.variant_runs, "epochs": args.variant_epochs, "sides": variant_sides})
     print()
     print(text)
     if args.out:

@@ -5,6 +5,7 @@ float32, the last 10,000 training images held out for validation, flattened
 to 784 here), and Lasagne's GlorotUniform (gain 1: U(-a, a), a = sqrt(6 /
 (fan_in + fan_out)), W of shape (fan_in, fan_out)). numpy only.
 """
+import argparse
 import gzip
 import os
 
@@ -32,6 +33,33 @@ def load_data():
     X_test = load_idx("t10k-images-idx3-ubyte") / np.float32(256)
     y_test = load_idx("t10k-labels-idx1-ubyte")
     return X[:-10000], y[:-10000], X[-10000:], y[-10000:], X_test, y_test
+
+
+def hidden_sizes(text):
+    """--hidden's value: "500,300" -> (500, 300), for argparse."""
+    try:
+        sizes = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("%r: give positive layer sizes, e.g. 500,300" % text)
+    return sizes
+
+
+def positive_int(text):
+    """--batch-size's value, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r: give a positive whole number" % text)
+    return value
+
+
+def sizes_of(hidden):
+    """784, the hidden layers, 10."""
+    return (SIZES[0],) + tuple(hidden) + (SIZES[-1],)
 
 
 def glorot_params(rng, sizes=SIZES):

@@ -8,7 +8,10 @@ float32), written the way a JAX user writes it: the whole training step --
 forward, value_and_grad, the rmsprop update -- is one jax.jit, so XLA fuses
 the elementwise work around the matrix products; the parameters and rmsprop's
 accumulators are donated to it (updated in place). Batches are gathered with
-numpy, as the faithful script and the PyTorch peer do.
+numpy, as the faithful script and the PyTorch peer do. --hidden, --update adam
+(Lasagne's adam written out, as in peer_torch.py, its step count t a float32
+of the donated state) and --batch-size change the experiment as in
+peer_torch.py.
 """
 import argparse
 import time
@@ -17,21 +20,24 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from peer_data import glorot_params, load_data, print_epoch, print_final
+from peer_data import (glorot_params, hidden_sizes, load_data, positive_int, print_epoch,
+                       print_final, sizes_of)
 
 P_DROP, LR, RHO, EPS = 0.4, 1e-3, 0.9, 1e-6
+BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
 def logits(params, x, key=None):
     """key: dropout's random key while training; None evaluates (no dropout)."""
-    W1, b1, W2, b2, W3, b3 = params
+    layers = list(zip(params[0::2], params[1::2]))
     h = x
-    for i, (W, b) in enumerate(((W1, b1), (W2, b2))):
+    for i, (W, b) in enumerate(layers[:-1]):
         h = jax.nn.relu(h @ W + b)
         if key is not None:
             keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1 - P_DROP, h.shape)
             h = jnp.where(keep, h / (1 - P_DROP), 0)
-    return h @ W3 + b3
+    W, b = layers[-1]
+    return h @ W + b
 
 
 def loss_fn(params, x, y, key=None):
@@ -45,14 +51,34 @@ def evaluate_batch(params, x, y):
     return loss_fn(params, x, y), jnp.mean(jnp.argmax(out, axis=1) == y)
 
 
-def train_step(params, accs, x, y, key):
-    loss, grads = jax.value_and_grad(loss_fn)(params, x, y, key)
+def rmsprop(params, grads, accs):
     accs = [RHO * a + (1 - RHO) * g * g for a, g in zip(accs, grads)]
-    params = [p - LR * g / jnp.sqrt(a + EPS) for p, g, a in zip(params, grads, accs)]
-    return params, accs, loss
+    return [p - LR * g / jnp.sqrt(a + EPS) for p, g, a in zip(params, grads, accs)], accs
 
 
-train_step = jax.jit(train_step, donate_argnums=(0, 1))
+def adam(params, grads, state):
+    ms, vs, t = state
+    t = t + 1
+    a_t = LR * jnp.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
+    ms = [BETA1 * m + (1 - BETA1) * g for m, g in zip(ms, grads)]
+    vs = [BETA2 * v + (1 - BETA2) * g * g for v, g in zip(vs, grads)]
+    params = [p - a_t * m / (jnp.sqrt(v) + ADAM_EPS) for p, m, v in zip(params, ms, vs)]
+    return params, (ms, vs, t)
+
+
+# Each update rule: its step and its state's start for the parameters.
+UPDATES = {"rmsprop": (rmsprop, lambda params: [jnp.zeros_like(p) for p in params]),
+           "adam": (adam, lambda params: ([jnp.zeros_like(p) for p in params],
+                                          [jnp.zeros_like(p) for p in params],
+                                          jnp.zeros((), jnp.float32)))}
+
+
+def make_train_step(update):
+    def train_step(params, state, x, y, key):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y, key)
+        params, state = update(params, grads, state)
+        return params, state, loss
+    return jax.jit(train_step, donate_argnums=(0, 1))
 
 
 def evaluate(params, X, y, batchsize=500):
@@ -61,39 +87,47 @@ def evaluate(params, X, y, batchsize=500):
     return tuple(float(v) for v in np.mean(np.array(results), axis=0))
 
 
-def run(num_epochs=20, seed=None):
+def run(num_epochs=20, seed=None, hidden=(500, 300), update="rmsprop", batch_size=500):
     start = time.time()
     print("Loading data...")
     X_train, y_train, X_val, y_val, X_test, y_test = load_data()
     rng = np.random.RandomState(seed)
     key = jax.random.PRNGKey(rng.randint(2 ** 31))
     y_train, y_val, y_test = (y.astype(np.int32) for y in (y_train, y_val, y_test))
-    params = [jnp.asarray(a) for a in glorot_params(rng)]
-    accs = [jnp.zeros_like(p) for p in params]
+    params = [jnp.asarray(a) for a in glorot_params(rng, sizes_of(hidden))]
+    step, first_state = UPDATES[update]
+    state = first_state(params)
+    train_step = make_train_step(step)
     print("Starting training...")
     for epoch in range(num_epochs):
         t0 = time.time()
         idx = rng.permutation(len(X_train))
         losses = []
-        for s in range(0, len(X_train) - 500 + 1, 500):
-            excerpt = idx[s:s + 500]
+        for s in range(0, len(X_train) - batch_size + 1, batch_size):
+            excerpt = idx[s:s + batch_size]
             key, step_key = jax.random.split(key)
-            params, accs, loss = train_step(params, accs, X_train[excerpt], y_train[excerpt],
-                                            step_key)
+            params, state, loss = train_step(params, state, X_train[excerpt], y_train[excerpt],
+                                             step_key)
             losses.append(loss)  # kept on the device: no sync per batch
         train_err = float(jnp.mean(jnp.stack(losses)))
-        val_err, val_acc = evaluate(params, X_val, y_val)
+        val_err, val_acc = evaluate(params, X_val, y_val, batch_size)
         print_epoch(epoch, num_epochs, time.time() - t0, train_err, val_err, val_acc)
-    test_err, test_acc = evaluate(params, X_test, y_test)
+    test_err, test_acc = evaluate(params, X_test, y_test, batch_size)
     print_final(time.time() - start, test_err, test_acc)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=20, help="(default: 20)")
+    ap.add_argument("--seed", type=int, default=None, help="(default: none)")
+    ap.add_argument("--hidden", type=hidden_sizes, default=(500, 300),
+                    help="hidden layer sizes, comma-separated (default: 500,300)")
+    ap.add_argument("--update", choices=sorted(UPDATES), default="rmsprop",
+                    help="update rule (default: rmsprop)")
+    ap.add_argument("--batch-size", type=positive_int, default=500,
+                    help="training and evaluation batch (default: 500)")
     args = ap.parse_args(argv)
-    run(args.epochs, args.seed)
+    run(args.epochs, args.seed, args.hidden, args.update, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ def test_a_program_that_never_imports_the_tutorial_gets_stock_theano(tmp_path):
     # The speed-ups' rewrites are registered by no module of Theano's (whose
     # own keys may import e.g. theano.sandbox.rng_mrg, registering its rewrites,
     # as in any Theano 1.0.5 program).
-    ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
+    ours = {"fused_updates", "fused_updates_inplace", "column_sum", "inline_broadcast_constants",
             "zero_skipping_dot22", "fold_data_movement"}
     assert not ours & set(registered)
 

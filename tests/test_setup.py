@@ -153,7 +153,7 @@ def test_unknown_argument(tmp_path):
 # --- The names the project's .venv exposes (tests run in that venv) ----------
 PUBLIC = ("feedforward_lasagne_mnist", "mnist_loader", "lasagne_mnist_port")
 PRIVATE = ("compat", "speedups", "gpu_env", "atomic_file", "training", "cli", "checkpoints",
-           "images", "history", "dropout_rng", "fused_rmsprop", "sparse_dot", "column_sum",
+           "images", "history", "dropout_rng", "fused_updates", "sparse_dot", "column_sum",
            "inline_constants", "tests", "bench", "tools", "docs", "data", "conftest")
 
 

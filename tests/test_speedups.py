@@ -331,7 +331,7 @@ def test_the_rewrites_are_selected_by_their_names_only():
     """Theano's default mode and a mode built from a database's name select
     none of the speed-ups' rewrites; speedups.mode() names each."""
     from lasagne_mnist_port.speedups import parallel_compile  # noqa: F401 (registrations)
-    ours = {"fused_rmsprop", "fused_rmsprop_inplace", "column_sum", "inline_broadcast_constants",
+    ours = {"fused_updates", "fused_updates_inplace", "column_sum", "inline_broadcast_constants",
             "zero_skipping_dot22", "fold_data_movement"}
 
     def selected(query):
@@ -357,7 +357,7 @@ def test_the_rewrites_are_selected_by_their_names_only():
 
 # --- Any x86-64: the speed-ups' C code for x86-64-v2 and v3 gives the native build's bits
 # Theano compiles for this CPU's -march (AVX-512 where it has it); gcc.cxxflags
-# with an -march of its own replaces that. The four C ops of the speed-ups, on
+# with an -march of its own replaces that. The five C ops of the speed-ups, on
 # fixed inputs with partial tiles and blocks, each compiled as a module of its
 # own as in training (one op's flags, e.g. -ffp-contract=off, would otherwise
 # apply to all), in one process per level; the compile cache is shared, as
@@ -367,21 +367,23 @@ import sys
 import numpy as np
 import theano
 import theano.tensor as T
-from lasagne_mnist_port.speedups import column_sum, dropout_rng, fused_rmsprop, sparse_dot
+from lasagne_mnist_port.speedups import column_sum, dropout_rng, fused_updates, sparse_dot
 
 rng = np.random.RandomState(1)
 X = (rng.rand(53, 784) * (rng.rand(53, 784) < 0.2)).astype("float32")  # 80 % zeros
 W, G, A = (rng.randn(784, 67).astype("float32") for _ in range(3))
 A = A * A
-x, w, g, a = T.fmatrices("x", "w", "g", "a")
+M = rng.randn(784, 67).astype("float32")
+x, w, g, a, m = T.fmatrices("x", "w", "g", "a", "m")
 rstate = T.vector("rstate", dtype="uint64")
 product = sparse_dot.zero_skipping_dot22(x, w)
-param_new, acc_new = fused_rmsprop.FusedRMSProp()(w, g, a, 0.9, 0.1, 0.001, 1e-6)
+param_new, acc_new = fused_updates.FusedRMSProp()(w, g, a, 0.9, 0.1, 0.001, 1e-6)
+adam_outputs = fused_updates.FusedAdam()(w, g, m, a, 0.9, 0.1, 0.999, 0.001, 0.003, 1e-8)
 _, mask = dropout_rng.BernoulliMask(2, "float32")(rstate, [53, 784], 0.6)
-f = theano.function([x, w, g, a, rstate],
-                    [product, param_new, acc_new, column_sum.column_sum(g), mask],
+f = theano.function([x, w, g, a, m, rstate],
+                    [product, param_new, acc_new, column_sum.column_sum(g), mask] + adam_outputs,
                     mode=theano.compile.Mode(linker="cvm", optimizer=None))
-outputs = f(X, W, G, A, np.array([12345, 678], dtype="uint64"))
+outputs = f(X, W, G, A, M, np.array([12345, 678], dtype="uint64"))
 np.savez(sys.argv[1], *outputs)
 print(theano.gof.cmodule.GCC_compiler.march_flags[:1])
 """
@@ -434,6 +436,7 @@ def test_speedup_ops_give_the_same_bits_on_every_x86_64_level(speedup_ops_per_le
                     % level)
     native = speedup_ops_per_level["native"]
     assert native[0].shape == (53, 67) and 0 < native[4].mean() < 1
-    for name, got, expected in zip(["product", "param_new", "acc_new", "column sums", "mask"],
+    for name, got, expected in zip(["product", "param_new", "acc_new", "column sums", "mask",
+                                    "adam's param_new", "m_new", "v_new"],
                                    speedup_ops_per_level[level], native):
         assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), name

@@ -17,7 +17,8 @@ changes numerically:
 1. dropout masks from dropout_rng (CPU only);
 2. Theano's local_dot22_to_dot22scalar left out;
 3. scalar constants as exact C literals (inline_constants);
-4. rmsprop's update as one C op per parameter (fused_rmsprop; CPU only);
+4. rmsprop's and adam's updates as one C op per parameter (fused_updates;
+   CPU only);
 5. the first layer's products skip the images' zeros (sparse_dot; CPU only),
    with OpenBLAS loaded under OPENBLAS_THREAD_TIMEOUT=4, so that its idle
    threads sleep;
@@ -34,12 +35,12 @@ import theano
 from lasagne.layers import DropoutLayer, get_all_layers
 
 from .. import compat
-from . import column_sum, fused_rmsprop, inline_constants, sparse_dot  # noqa: F401 (rewrites)
+from . import column_sum, fused_updates, inline_constants, sparse_dot  # noqa: F401 (rewrites)
 from . import dropout_rng, parallel_compile
 
 # The rewrites of 3 to 7, by the names they are registered under in optdb.
 EVERYWHERE = ("inline_broadcast_constants", "fold_data_movement")
-CPU_ONLY = ("fused_rmsprop", "fused_rmsprop_inplace", "column_sum")
+CPU_ONLY = ("fused_updates", "fused_updates_inplace", "column_sum")
 
 # OPENBLAS_THREAD_TIMEOUT is a power of 2 of CPU cycles; up to 2**10 (a
 # microsecond or less), OpenBLAS's idle threads are out of the way of ours.
