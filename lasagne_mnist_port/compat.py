@@ -513,6 +513,49 @@ def register_scan_perform_shim():
     cmodule.GCC_compiler.compile_str = staticmethod(compile_str)
 
 
+# --- Shim 8: matrix products with an empty operand ---------------------------
+# numpy 1.23 gives every array with a zero-length dimension the strides 0
+# (numpy PR 21477); a copy of it too. Theano 1.0.5's BLAS ops (Dot22,
+# Dot22Scalar, Gemm: every CPU product of two matrices) copy a matrix whose
+# strides are not positive, then tell the BLAS how it is laid out from its
+# strides, and find none of their layouts in strides 0: `T.dot` of an empty
+# batch, `X[:0]`, a layer of 0 units raised "some matrix has no unit stride"
+# (11 of Theano's own BLAS tests). Only the layout the BLAS is told changes:
+# an empty matrix is described as C-contiguous, with leading dimensions the
+# BLAS accepts. Its elements are never read, and the BLAS gives what numpy
+# gives: an empty result, or, with an inner dimension of 0, zeros (Gemm: b*z).
+# The ops' version gains a tag, so no module compiled before is reused.
+EMPTY_MATRIX_STRIDES = """
+        /* An empty matrix has strides 0 since numpy 1.23: C-contiguous ones instead. */
+        npy_intp compat_Sx[2], compat_Sy[2], compat_Sz[2];
+        if (PyArray_SIZE(%(_x)s) == 0) {
+            compat_Sx[1] = type_size; compat_Sx[0] = type_size * (Nx[1] > 1 ? Nx[1] : 1);
+            Sx = compat_Sx;
+        }
+        if (PyArray_SIZE(%(_y)s) == 0) {
+            compat_Sy[1] = type_size; compat_Sy[0] = type_size * (Ny[1] > 1 ? Ny[1] : 1);
+            Sy = compat_Sy;
+        }
+        if (PyArray_SIZE(%(_zout)s) == 0) {
+            compat_Sz[1] = type_size; compat_Sz[0] = type_size * (Nz[1] > 1 ? Nz[1] : 1);
+            Sz = compat_Sz;
+        }
+"""
+
+
+def register_empty_matrix_shim():
+    from theano.tensor.blas import GemmRelated
+    if GemmRelated.encode_strides_in_unit.startswith(EMPTY_MATRIX_STRIDES):
+        return
+    GemmRelated.encode_strides_in_unit = EMPTY_MATRIX_STRIDES + GemmRelated.encode_strides_in_unit
+    original = GemmRelated.build_gemm_version
+
+    def build_gemm_version(self):
+        return original(self) + ("compat-empty-matrices",)
+
+    GemmRelated.build_gemm_version = build_gemm_version
+
+
 # --- When they are applied ---------------------------------------------------
 # THEANO_FLAGS as the user set it (None: unset), while Theano is being imported
 # with our defaults in it: programs this one starts get the user's value back.
@@ -548,6 +591,7 @@ def after_theano():
     register_cache_key_shim()
     register_opencl_kernel_shim()
     register_scan_perform_shim()
+    register_empty_matrix_shim()
 
 
 def install(script=False):

@@ -357,6 +357,33 @@ def test_scan_runs_theanos_c_implementation_and_matches_numpy():
         "c_module": ["builtin_function_or_method", 0.296]}
 
 
+def test_products_with_an_empty_matrix_give_numpys_results(capfd):
+    """numpy 1.23 gives empty arrays strides 0, which Theano's BLAS ops
+    (Dot22, Dot22Scalar, Gemm) refused: "some matrix has no unit stride".
+    (float64 too: make test-upstream, Theano's BLAS tests.)"""
+    dtype = "float32"
+    import theano
+    import theano.tensor as T
+    from theano.tensor.blas import gemm_no_inplace
+    (x1, y1, x2, y2, x3, y3), z = (T.matrix(dtype=dtype) for _ in range(6)), T.matrix(dtype=dtype)
+    two, half, three = (np.asarray(v, dtype) for v in (2, 0.5, 3))
+    f = theano.function([x1, y1, x2, y2, x3, y3, z], [
+        T.dot(x1, y1), T.dot(x2, y2) * two, gemm_no_inplace(z, half, x3, y3, three)])
+    assert sorted(type(n.op).__name__ for n in f.maker.fgraph.toposort()) == [
+        "Dot22", "Dot22Scalar", "Gemm"]
+    rng = np.random.RandomState(0)
+    for m, k, n in [(0, 4, 5), (3, 0, 5), (3, 4, 0), (0, 0, 0), (2, 3, 4)]:
+        for step in (1, -1):  # as given, and reversed views (negative strides)
+            a = rng.rand(m, k).astype(dtype)[::step, ::step]
+            b = rng.rand(k, n).astype(dtype)[::step]
+            c = rng.rand(m, n).astype(dtype)
+            got = f(a, b, a, b, a, b, c)
+            for g, w in zip(got, [a @ b, 2 * (a @ b), 3 * c + 0.5 * (a @ b)]):
+                assert g.shape == w.shape and g.dtype == w.dtype
+                np.testing.assert_allclose(g, w, rtol=1e-6)
+    assert "On entry" not in capfd.readouterr().err  # no parameter the BLAS refused
+
+
 def test_scan_perform_source_adapts_each_place_once():
     import theano
     shipped = os.path.join(os.path.dirname(theano.__file__), "scan_module", "c_code",
