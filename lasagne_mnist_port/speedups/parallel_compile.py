@@ -15,12 +15,17 @@ directory. The headers every module starts with are compiled once into a
 precompiled header, kept in the compile directory for later runs with the
 list of files it was made from (made again when one of them changed: numpy,
 Python or g++ upgraded), and the modules wait for it (it halves their
-compile). The two headers most modules use are started in the background
-when the mode is made, or earlier by prepare() (the command line: while the
-data loads). Then Theano makes the thunks as always: where it would run g++
-on a module, compile_str takes the one already built from the same source
-and arguments. Keys, cache entries and the module files are Theano's own; a
-later stock compile of the same op finds them.
+compile). One header serves the elementwise ops and the BLAS products alike:
+the products' options are the others' plus macros (the BLAS's renames of its
+functions), and g++ checks that those occur nowhere in the header. It is
+started in the background when the mode is made, or earlier by prepare()
+(the command line: while the data loads). Each g++ runs compile_str's own
+command without the -g (debug information) and, where g++ has it, with the
+gold linker: a third less time, for the same machine code. Then Theano makes
+the thunks as always: where it would run g++ on a module, compile_str takes
+the one already built from the same source and arguments. Keys, cache
+entries and the module files are Theano's own (less their debug
+information); a later stock compile of the same op finds them.
 
 And one compile less or two: Theano folds an op whose inputs are all
 constants by running it once, through a C module compiled for it unless the
@@ -30,10 +35,12 @@ its scalar), fold_data_movement runs their Python code instead, as Elemwise
 asks: the same array, and no g++ before the functions' own modules.
 
 Numerically nothing changes: the same source, compiled with the same
-arguments, and constants folded to the same arrays. A precompiled header
-stands for the exact #include lines the module starts with, and g++ checks
-that it was made with the same options and macros, or parses the headers
-itself. A module g++ rejects is built again without the header (and when it
+options into the same machine code (g++ makes the same code with or without
+-g; gold links the same objects), and constants folded to the same arrays.
+A precompiled header stands for the exact #include lines the module starts
+with, and g++ checks that it was made with the same options and macros
+(other macros only where the header's files do not name them), or parses
+the headers itself. A module g++ rejects is built again without the header (and when it
 then builds, the header is at fault: it is removed, and made again by a
 later compile); if it is rejected again, Theano compiles it itself and
 reports the error as always, once. Anything else (an op without C code, no
@@ -219,6 +226,9 @@ def faster(command):
     symbols, with the same RUNPATH)."""
     if command[2:3] == ["-g"]:
         command = command[:2] + command[3:]
+    with _lock:
+        if not _gold:  # asked once, when the first build starts
+            _gold.append(links_with_gold())
     if _gold[0] and not any(a.startswith("-fuse-ld=") for a in command):
         command = command[:1] + ["-fuse-ld=gold"] + command[1:]
     return command
@@ -238,8 +248,6 @@ def links_with_gold():
 def install():
     """Puts run_gxx in place, once per process, and stop() at the process's exit."""
     with _lock:
-        if not _gold:
-            _gold.append(links_with_gold())
         if not _theanos_popen:
             _theanos_popen.append(cmodule.output_subprocess_Popen)
             cmodule.output_subprocess_Popen = run_gxx
