@@ -21,7 +21,7 @@ functions), and g++ checks that those occur nowhere in the header. It is
 started in the background when the mode is made, or earlier by prepare()
 (the command line: while the data loads). Each g++ runs compile_str's own
 command without the -g (debug information) and, where g++ has it, with the
-gold linker: a third less time, for the same machine code. Then Theano makes
+gold linker: about a quarter less time, for the same machine code. Then Theano makes
 the thunks as always: where it would run g++ on a module, compile_str takes
 the one already built from the same source and arguments. Keys, cache
 entries and the module files are Theano's own (less their debug
@@ -40,11 +40,11 @@ options into the same machine code (g++ makes the same code with or without
 A precompiled header stands for the exact #include lines the module starts
 with, and g++ checks that it was made with the same options and macros
 (other macros only where the header's files do not name them), or parses
-the headers itself. A module g++ rejects is built again without the header (and when it
-then builds, the header is at fault: it is removed, and made again by a
-later compile); if it is rejected again, Theano compiles it itself and
-reports the error as always, once. Anything else (an op without C code, no
-temporary directory) leaves the module to Theano.
+the headers itself. A module g++ rejects is built again without the header
+(and when it then builds, the header is at fault: it is removed, and made
+again by a later compile); if it is rejected again, Theano compiles it
+itself and reports the error as always, once. Anything else (an op without
+C code, no temporary directory) leaves the module to Theano.
 
 Stopping. The g++ of these builds run in sessions of their own, with their
 temporary files in the build's folder, and report to their thread, never to
@@ -226,9 +226,11 @@ def faster(command):
     symbols, with the same RUNPATH)."""
     if command[2:3] == ["-g"]:
         command = command[:2] + command[3:]
-    with _lock:
-        if not _gold:  # asked once, when the first build starts
-            _gold.append(links_with_gold())
+    if not _gold:  # asked when the first build starts (by two at most)
+        found = links_with_gold()
+        with _lock:
+            if not _gold:
+                _gold.append(found)
     if _gold[0] and not any(a.startswith("-fuse-ld=") for a in command):
         command = command[:1] + ["-fuse-ld=gold"] + command[1:]
     return command
@@ -478,7 +480,8 @@ def start_headers():
     install()
     x = theano.tensor.fmatrix()
     try:
-        group = Module(CLinker().accept(FunctionGraph([x], [x * 2]), no_recycling=[])).header_group()
+        fgraph = FunctionGraph([x], [x * 2])
+        group = Module(CLinker().accept(fgraph, no_recycling=[])).header_group()
     except Exception:  # nothing to prepare
         return
     if group is not None and not fresh(header_dir(group)):
@@ -548,8 +551,9 @@ def _prebuilt(order):
     users = {g: sum(extends(m.header_group(), g) for m in modules) for g in groups | started}
     headers = {}
     for group in sorted(groups, key=lambda g: -users[g]):
-        if group in started or fresh(header_dir(group)) or users[group] >= PCH_MIN_MODULES and not any(
-                extends(group, g) for g in set(headers) | started):
+        served = any(extends(group, g) for g in set(headers) | started)
+        if group in started or fresh(header_dir(group)) or (
+                users[group] >= PCH_MIN_MODULES and not served):
             headers[group] = header(group, pool.submit)
     for group in started - set(headers):
         if users[group]:
