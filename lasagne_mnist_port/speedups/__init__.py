@@ -146,7 +146,7 @@ def parallel_compile_applies():
 
 def prepare(enabled=None):
     """Starts, when `wanted(enabled)` and on the CPU, what mode() would start:
-    7's precompiled headers for the CPU's ops, made in the background. For a
+    7's precompiled header for the CPU's ops, made in the background. For a
     caller that knows it will train (the command line): they are then made
     while the data loads."""
     if wanted(enabled) and on_cpu() and parallel_compile_applies():
