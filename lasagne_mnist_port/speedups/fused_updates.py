@@ -321,19 +321,30 @@ def _acc_new(m1, m2, acc_type):
     return None
 
 
-def match_rmsprop(node):
-    """For the node of an rmsprop param_new: ([param_new, acc_new], the op's
-    inputs [param, grad, acc, rho, one_minus_rho, lr, eps]); else None."""
+def _step(node):
+    """(param_new, param, [numerator, denominator]) when the node computes
+    param_new = sub(param, true_div(numerator, denominator)) in float32 or
+    float64, the first shape of every update rule here; else None."""
     sub = _inputs(node.outputs[0], scalar.Sub, 2)
     if not sub:
         return None
     param, step = sub
     param_new = node.outputs[0]
-    dtype = param.dtype
-    if dtype not in ("float32", "float64") or param_new.type != param.type:
+    if param.dtype not in ("float32", "float64") or param_new.type != param.type:
         return None
     div = _inputs(step, scalar.TrueDiv, 2)
-    root = div and _inputs(div[1], scalar.Sqrt, 1)
+    return (param_new, param, div) if div else None
+
+
+def match_rmsprop(node):
+    """For the node of an rmsprop param_new: ([param_new, acc_new], the op's
+    inputs [param, grad, acc, rho, one_minus_rho, lr, eps]); else None."""
+    found = _step(node)
+    if not found:
+        return None
+    param_new, param, div = found
+    dtype = param.dtype
+    root = _inputs(div[1], scalar.Sqrt, 1)
     terms = root and _inputs(root[0], scalar.Add)
     if not terms or len(terms) not in (2, 3):
         return None
@@ -385,17 +396,11 @@ def match_adam(node):
     """For the node of an adam param_new: ([param_new, m_new, v_new], the
     op's inputs [param, grad, m, v, beta1, one_minus_beta1, beta2,
     one_minus_beta2, a_t, eps]); else None."""
-    sub = _inputs(node.outputs[0], scalar.Sub, 2)
-    if not sub:
+    found = _step(node)
+    if not found:
         return None
-    param, step = sub
-    param_new = node.outputs[0]
+    param_new, param, div = found
     dtype = param.dtype
-    if dtype not in ("float32", "float64") or param_new.type != param.type:
-        return None
-    div = _inputs(step, scalar.TrueDiv, 2)
-    if not div:
-        return None
     for eps, root in _orders(_inputs(div[1], scalar.Add, 2)):
         v_new = (_inputs(root, scalar.Sqrt, 1) or [None])[0]
         if v_new is None:
