@@ -57,6 +57,22 @@ def positive_int(text):
     return value
 
 
+def experiment_parser(description, updates):
+    """The flags both peers share, named as the script's: the experiment
+    (epochs, seed) and the tutorial's variants (hidden sizes, update rule,
+    batch size)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--epochs", type=int, default=20, help="(default: 20)")
+    ap.add_argument("--seed", type=int, default=None, help="(default: none)")
+    ap.add_argument("--hidden", type=hidden_sizes, default=(500, 300),
+                    help="hidden layer sizes, comma-separated (default: 500,300)")
+    ap.add_argument("--update", choices=sorted(updates), default="rmsprop",
+                    help="update rule (default: rmsprop)")
+    ap.add_argument("--batch-size", type=positive_int, default=500,
+                    help="training and evaluation batch (default: 500)")
+    return ap
+
+
 def sizes_of(hidden):
     """784, the hidden layers, 10."""
     return (SIZES[0],) + tuple(hidden) + (SIZES[-1],)

@@ -13,14 +13,13 @@ numpy, as the faithful script and the PyTorch peer do. --hidden, --update adam
 of the donated state) and --batch-size change the experiment as in
 peer_torch.py.
 """
-import argparse
 import time
 
 import numpy as np
 import jax
 import jax.numpy as jnp
 
-from peer_data import (glorot_params, hidden_sizes, load_data, positive_int, print_epoch,
+from peer_data import (experiment_parser, glorot_params, load_data, print_epoch,
                        print_final, sizes_of)
 
 P_DROP, LR, RHO, EPS = 0.4, 1e-3, 0.9, 1e-6
@@ -117,15 +116,7 @@ def run(num_epochs=20, seed=None, hidden=(500, 300), update="rmsprop", batch_siz
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20, help="(default: 20)")
-    ap.add_argument("--seed", type=int, default=None, help="(default: none)")
-    ap.add_argument("--hidden", type=hidden_sizes, default=(500, 300),
-                    help="hidden layer sizes, comma-separated (default: 500,300)")
-    ap.add_argument("--update", choices=sorted(UPDATES), default="rmsprop",
-                    help="update rule (default: rmsprop)")
-    ap.add_argument("--batch-size", type=positive_int, default=500,
-                    help="training and evaluation batch (default: 500)")
+    ap = experiment_parser(__doc__.splitlines()[0], UPDATES)
     args = ap.parse_args(argv)
     run(args.epochs, args.seed, args.hidden, args.update, args.batch_size)
 

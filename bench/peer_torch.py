@@ -27,14 +27,13 @@ the batch of training and evaluation, as the tutorial's reader changes them.
 It prints the tutorial's own lines ("Epoch i of n took ...s", "  test
 accuracy: ...") so that one parser reads both programs.
 """
-import argparse
 import math
 import time
 
 import numpy as np
 import torch
 
-from peer_data import (glorot_params, hidden_sizes, load_data, positive_int, print_epoch,
+from peer_data import (experiment_parser, glorot_params, load_data, print_epoch,
                        print_final, sizes_of)
 
 
@@ -139,17 +138,9 @@ def run(num_epochs=20, seed=None, threads=None, hidden=(500, 300), update="rmspr
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20, help="(default: 20)")
-    ap.add_argument("--seed", type=int, default=None, help="(default: none)")
+    ap = experiment_parser(__doc__.splitlines()[0], UPDATES)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's own, one per core)")
-    ap.add_argument("--hidden", type=hidden_sizes, default=(500, 300),
-                    help="hidden layer sizes, comma-separated (default: 500,300)")
-    ap.add_argument("--update", choices=sorted(UPDATES), default="rmsprop",
-                    help="update rule (default: rmsprop)")
-    ap.add_argument("--batch-size", type=positive_int, default=500,
-                    help="training and evaluation batch (default: 500)")
     args = ap.parse_args(argv)
     run(args.epochs, args.seed, args.threads, args.hidden, args.update, args.batch_size)
 
