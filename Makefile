@@ -17,6 +17,15 @@ test:
 	@tools/setup.sh --with-opencl >&2
 	$(PY) -m pytest -q -n auto --dist loadfile tests
 
+# The checks marked slow, which make test skips to keep to its time budget:
+# DebugMode, the command line under NanGuardMode and on the OpenCL device,
+# setups that make a venv first, signals and kill -9 during cold compiles, the
+# speed-up ops built for each x86-64 level. CI runs both.
+.PHONY: test-slow
+test-slow:
+	@tools/setup.sh --with-opencl >&2
+	FLM_SLOW_TESTS=1 $(PY) -m pytest -q -n auto --dist loadfile -m slow tests
+
 # The upstream suites as the compatibility contract (docs/old-code.md): Lasagne
 # 0.1's whole suite and Theano 1.0.5's tests of the modules the tutorial and
 # Lasagne use.

@@ -116,6 +116,7 @@ def test_a_device_trained_model_loads_on_the_device_and_on_the_cpu(device_run, m
     assert np.mean(on_cpu.argmax(1) == mnist[5][:500]) > 0.6  # 2 epochs on 2,000; chance 0.1
 
 
+@pytest.mark.slow  # two more runs of the command line, one on the device
 def test_the_command_line_trains_on_the_device_to_the_cpus_accuracy():
     args = ["--limit", "2000", "--epochs", "1", "--seed", "1", "--no-progress"]
     device = run_cli(*args, "--device", "opencl0:0")

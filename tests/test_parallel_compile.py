@@ -271,10 +271,8 @@ def test_a_header_changed_since_is_made_again(tmp_path):
 
 
 # --- Stopping: a signal, kill -9, a faulty header, two threads ----------------
-# The tests that each cost several seconds of cold compiling beyond one run
-# with FLM_SLOW_TESTS=1 (docs/speedups.md).
-slow = pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
-                          reason="seconds of cold compiling; FLM_SLOW_TESTS=1 runs it")
+# The tests that each cost several seconds of cold compiling are marked slow
+# (make test-slow; docs/speedups.md).
 
 def gxx_logger(tmp_path):
     """A g++ that notes each start (time, process id, arguments) in a log, then
@@ -339,7 +337,7 @@ def wait_for_a_module_build(process, log):
 
 @pytest.mark.parametrize("signame, to_group, status", [
     ("SIGINT", True, 130),  # Ctrl-C
-    pytest.param("SIGTERM", False, 143, marks=slow)])  # the same KeyboardInterrupt, from cli.py
+    pytest.param("SIGTERM", False, 143, marks=pytest.mark.slow)])  # the same KeyboardInterrupt, from cli.py
 def test_a_signal_during_a_cold_compile_stops_it_at_once(tmp_path, signame, to_group, status):
     """Ctrl-C (SIGINT to the whole job, as a terminal sends it) or SIGTERM (to
     the process) while the modules build: no g++ starts after it, those
@@ -372,7 +370,7 @@ def test_a_signal_during_a_cold_compile_stops_it_at_once(tmp_path, signame, to_g
                                              parallel_compile.BUILD_PREFIX))] == [], left
 
 
-@slow
+@pytest.mark.slow
 def test_a_build_folder_left_by_kill_9_is_removed_by_the_next_compile(tmp_path):
     """kill -9 during the builds leaves their folder; the next compile in the
     speed-ups' linker removes it (its process is gone), and no other."""
@@ -462,21 +460,25 @@ def compile_and_run(name, outputs):
     except Exception as e:
         results[name] = repr(e)
 
+# No constants in the graphs: Theano's optimizer folds a constant by compiling
+# a module of its own, straight into the cache, and two threads doing that at
+# once trip the cache's bookkeeping (`assert key not in self.keys`), with or
+# without the speed-ups. What is tested here is the linker's compiles.
 x = T.fmatrix()
-threads = [threading.Thread(target=compile_and_run, args=("tanh", [T.tanh(x) * 3 + 1, T.exp(x) * 2 - x])),
-           threading.Thread(target=compile_and_run, args=("sin", [T.sin(x) * 5 + 2, T.cos(x).sum(axis=1)]))]
+threads = [threading.Thread(target=compile_and_run, args=("tanh", [T.tanh(x) + T.exp(x), T.exp(x) - x])),
+           threading.Thread(target=compile_and_run, args=("sin", [T.sin(x) * T.cos(x), T.cos(x).sum(axis=1)]))]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
-expected = {"tanh": [float(v.sum()) for v in (np.tanh(a) * 3 + 1, np.exp(a) * 2 - a)],
-            "sin": [float(v.sum()) for v in (np.sin(a) * 5 + 2, np.cos(a).sum(axis=1))]}
+expected = {"tanh": [float(v.sum()) for v in (np.tanh(a) + np.exp(a), np.exp(a) - a)],
+            "sin": [float(v.sum()) for v in (np.sin(a) * np.cos(a), np.cos(a).sum(axis=1))]}
 print(json.dumps([[cmodule.GCC_compiler.compile_str, sys.stdout] == before,
-                  {k: np.allclose(results[k], expected[k], rtol=1e-5) or results[k] for k in results}]))
+                  {k: np.allclose(results[k], expected[k], rtol=1e-5, atol=1e-5) or results[k] for k in results}]))
 """
 
 
-@slow
+@pytest.mark.slow
 def test_two_threads_compiling_at_once(tmp_path):
     """Two threads compile in the speed-ups' linker at the same time, with an
     empty compile directory: the compiles take turns, both functions work, and

@@ -247,7 +247,9 @@ real = pytest.mark.skipif(
 
 @real
 @pytest.mark.parametrize("variable, kind, venv", [
-    ("PYTHONHOME", "conda", True), ("PYTHONPATH", "numpy", True),
+    # (with a venv made first: a slow check)
+    pytest.param("PYTHONHOME", "conda", True, marks=pytest.mark.slow),
+    pytest.param("PYTHONPATH", "numpy", True, marks=pytest.mark.slow),
     ("PYTHONIOENCODING", "bogus", False), ("PYTHONPATH", "encodings", False)])
 def test_a_variable_that_breaks_python_is_named_and_nothing_is_touched(tmp_path, variable, kind,
                                                                         venv):
@@ -286,7 +288,8 @@ def test_a_venv_that_does_not_run_is_moved_aside(tmp_path):
 
 
 @real
-@pytest.mark.parametrize("step", ["creating .venv", "installing requirements.txt"])
+@pytest.mark.parametrize("step", [pytest.param("creating .venv", marks=pytest.mark.slow),
+                                  "installing requirements.txt"])
 def test_an_interrupted_setup_is_finished_by_the_next(tmp_path, step):
     """Ctrl-C while .venv is being created, or its packages installed; then make
     setup finishes the job."""

@@ -71,12 +71,11 @@ def test_run_network_compiles_the_speedup_ops_unless_switched_off(small, monkeyp
 USER_CODE = r"""
 import json, sys
 import numpy as np, theano, theano.tensor as T, lasagne
-if sys.argv[1] != "stock":
+if sys.argv[1] == "after training":
     import feedforward_lasagne_mnist as flm
     import lasagne_mnist_port.speedups, lasagne_mnist_port.cli  # the whole package
-    if sys.argv[1] == "after training":
-        data = [a[:1000] for a in flm.load_data()]
-        flm.run_network(data=data, num_epochs=1, seed=1, progress=False)
+    data = [a[:1000] for a in flm.load_data()]
+    flm.run_network(data=data, num_epochs=1, seed=1, progress=False)
 x = T.vector()
 v = np.array([0.1, 0.3, 1e30, -2.5], "float32")
 z = T.cvector()
@@ -118,8 +117,8 @@ def test_the_users_own_code_gets_stock_ops_and_results():
     assert stock["eq 0.1"][0] == "[True, False, False, False]"  # float32 0.1 == float32 0.1
     assert stock["min 0.1 - 0.1"][0] == "[0.0, 0.0, 0.0, 0.0]"
     assert "mrg_uniform" in stock["DropoutLayer"][1]
-    for case in ("imported", "after training"):
-        assert user_results(case) == stock, case
+    # after importing the whole package and training the tutorial in the process
+    assert user_results("after training") == stock
 
 
 def user_expressions():
@@ -177,7 +176,8 @@ def test_rmsprop_like_loops_are_inlined_with_unchanged_results():
     np.testing.assert_array_equal(fast(a, b), plain(a, b))
 
 
-@pytest.mark.parametrize("how", ["FLM_SPEEDUPS=0", "--no-speedups"])
+@pytest.mark.parametrize("how", [pytest.param("FLM_SPEEDUPS=0", marks=pytest.mark.slow),
+                                 "--no-speedups"])
 def test_the_switches_from_the_shell(how):
     env = dict(os.environ)
     args = ["--limit", "500", "--epochs", "1", "--no-progress"]
@@ -275,8 +275,9 @@ print(json.dumps([type(theano.compile.get_default_mode()).__name__, speedups.des
 @pytest.mark.parametrize("theano_mode, device_line, error", [
     # DebugMode runs each op's C and Python code with its own linker (and
     # compares them, on the training steps): 7 steps aside
-    ("DebugMode", "on, except 7 side-by-side compile (mode=DebugMode runs Theano's own linker)",
-     None),
+    # (about a minute of CPU with a cold cache: a slow check)
+    pytest.param("DebugMode", "on, except 7 side-by-side compile (mode=DebugMode runs "
+                 "Theano's own linker)", None, marks=pytest.mark.slow),
     # NanGuardMode's checks are callbacks of its VM linker, which 7's linker keeps
     ("NanGuardMode", "on", True)])
 def test_the_modes_a_theano_user_sets(theano_mode, device_line, error):
@@ -290,8 +291,7 @@ def test_the_modes_a_theano_user_sets(theano_mode, device_line, error):
                                    "ZeroSkippingDot22"], True, error]
 
 
-@pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
-                    reason="two runs of the command line; FLM_SLOW_TESTS=1 runs it")
+@pytest.mark.slow  # two runs of the command line
 def test_nanguardmode_trains_the_tutorial_and_still_guards():
     """The command line under NanGuardMode trains with the speed-ups; a
     learning rate that makes the weights overflow is caught by NanGuardMode's
@@ -308,8 +308,7 @@ def test_nanguardmode_trains_the_tutorial_and_still_guards():
     assert result.returncode != 0 and "NanGuardMode found an error" in result.stderr
 
 
-@pytest.mark.skipif(os.environ.get("FLM_SLOW_TESTS") != "1",
-                    reason="a minute of DebugMode; FLM_SLOW_TESTS=1 runs it")
+@pytest.mark.slow  # a minute of DebugMode
 def test_debugmode_trains_the_tutorial():
     """The tutorial's network and functions under DebugMode, on a small subset."""
     code = ("import feedforward_lasagne_mnist as flm\n"
@@ -429,6 +428,7 @@ def speedup_ops_per_level(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow  # the speed-up ops compiled again for each level
 @pytest.mark.parametrize("level", X86_64_LEVELS)
 def test_speedup_ops_give_the_same_bits_on_every_x86_64_level(speedup_ops_per_level, level):
     if level not in speedup_ops_per_level:
