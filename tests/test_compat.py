@@ -385,6 +385,24 @@ def test_products_with_an_empty_matrix_give_numpys_results(capfd):
     assert "On entry" not in capfd.readouterr().err  # no parameter the BLAS refused
 
 
+# Theano 1.0.5's own tests of what shims 7 and 8 fix, a few of the suites that
+# make test-upstream runs whole (docs/old-code.md): the BLAS products at every
+# stride, reversed and empty matrices among them (all failed on the empty ones
+# before shim 8), and a scan with weights, in C (failed to compile before 7).
+@pytest.mark.parametrize("module, test", [
+    ("theano.tensor.tests.test_blas", "TestBlasStrides.test_dot22"),
+    ("theano.tensor.tests.test_blas", "TestBlasStrides.test_dot22scalar"),
+    ("theano.scan_module.tests.test_scan", "T_Scan.test_one_sequence_one_output_weights")])
+def test_theanos_own_tests_of_what_the_shims_fix(module, test):
+    import importlib
+    import unittest
+    class_name, name = test.split(".")
+    result = unittest.TestResult()
+    getattr(importlib.import_module(module), class_name)(name).run(result)
+    assert result.testsRun == 1 and not result.skipped
+    assert result.wasSuccessful(), "".join(text for _, text in result.failures + result.errors)
+
+
 def test_scan_perform_source_adapts_each_place_once():
     import theano
     shipped = os.path.join(os.path.dirname(theano.__file__), "scan_module", "c_code",
