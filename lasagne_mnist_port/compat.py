@@ -556,6 +556,32 @@ def register_empty_matrix_shim():
     GemmRelated.build_gemm_version = build_gemm_version
 
 
+# --- Shim 9: SciPy's convolution helpers, moved in SciPy 1.8 ------------------
+# Theano 1.0.5's convolutions (theano.tensor.nnet.conv and abstract_conv) take
+# private helpers from scipy.signal.signaltools and scipy.signal.sigtools.
+# SciPy 1.8 moved the code to scipy.signal._signaltools and _sigtools and left
+# the old modules as shells without these names: Theano's import of them
+# failed, and Theano took SciPy for missing. The Python implementation of
+# conv2d (DebugMode's reference, and any graph compiled without the C
+# convolutions, e.g. optimizer=None) raised NotImplementedError, and 21 of
+# Theano's own CorrMM tests skipped themselves. The same functions, from where
+# SciPy keeps them now.
+def register_scipy_signal_shim():
+    from theano.tensor.nnet import abstract_conv, conv
+    if abstract_conv.imported_scipy_signal and conv.imported_scipy_signal:
+        return
+    try:
+        from scipy.signal._signaltools import _bvalfromboundary, _valfrommode, convolve
+        from scipy.signal._sigtools import _convolve2d
+    except ImportError:
+        return  # no SciPy, or another layout: Theano's NotImplementedError stands
+    for module in (abstract_conv, conv):
+        module._valfrommode, module._bvalfromboundary = _valfrommode, _bvalfromboundary
+        module._convolve2d = _convolve2d
+        module.imported_scipy_signal = True
+    abstract_conv.convolve = convolve
+
+
 # --- When they are applied ---------------------------------------------------
 # THEANO_FLAGS as the user set it (None: unset), while Theano is being imported
 # with our defaults in it: programs this one starts get the user's value back.
@@ -592,6 +618,7 @@ def after_theano():
     register_opencl_kernel_shim()
     register_scan_perform_shim()
     register_empty_matrix_shim()
+    register_scipy_signal_shim()
 
 
 def install(script=False):

@@ -403,6 +403,22 @@ def test_theanos_own_tests_of_what_the_shims_fix(module, test):
     assert result.wasSuccessful(), "".join(text for _, text in result.failures + result.errors)
 
 
+def test_conv2d_without_the_c_convolutions_uses_scipy_as_theano_did():
+    """Shim 9: Theano's Python conv2d (optimizer=None here; DebugMode's
+    reference) finds SciPy's helpers again and agrees with the C CorrMM."""
+    import theano
+    import theano.tensor as T
+    x, w = T.tensor4(dtype="float32"), T.tensor4(dtype="float32")
+    y = T.nnet.conv2d(x, w, border_mode="full")
+    rng = np.random.RandomState(0)
+    X, W = rng.rand(2, 3, 9, 8).astype("float32"), rng.rand(4, 3, 3, 2).astype("float32")
+    c = theano.function([x, w], y)
+    python = theano.function([x, w], y, mode=theano.compile.Mode(optimizer=None))
+    assert "CorrMM" in [type(n.op).__name__ for n in c.maker.fgraph.toposort()]
+    assert [type(n.op).__name__ for n in python.maker.fgraph.toposort()] == ["AbstractConv2d"]
+    np.testing.assert_allclose(python(X, W), c(X, W), rtol=1e-5)
+
+
 def test_scan_perform_source_adapts_each_place_once():
     import theano
     shipped = os.path.join(os.path.dirname(theano.__file__), "scan_module", "c_code",
